@@ -1,0 +1,196 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+func base() map[string]string {
+	return map[string]string{"AION_VAULT_ADDR": "http://vault:8200", "AION_VAULT_TOKEN": "t"}
+}
+
+func with(kv ...string) map[string]string {
+	env := base()
+	for i := 0; i < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return env
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, warn, err := Load(with("AION_DB_SECRET_PATH", "aionos/dev/db-main", "XDG_RUNTIME_DIR", "/run/user/1000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warn) != 0 {
+		t.Errorf("warnings: %v", warn)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"KVMount", c.KVMount, "secret"},
+		{"AuthMethod", c.AuthMethod, "token"},
+		{"PollInterval", c.PollInterval, 60 * time.Second},
+		{"StopTimeout", c.StopTimeout, 10 * time.Second},
+		{"StartupTimeout", c.StartupTimeout, 30 * time.Second},
+		{"BootstrapTimeout", c.BootstrapTimeout, 180 * time.Second},
+		{"RestartOn", c.RestartOn, "host"},
+		{"ReloadSignal", c.ReloadSignal, syscall.SIGHUP},
+		{"StopSignal", c.StopSignal, syscall.SIGTERM},
+		{"FileMode", c.FileMode, os.FileMode(0o600)},
+		{"RenderDir", c.RenderDir, "/run/user/1000/aion-exec"},
+		{"HostFields", strings.Join(c.HostFields, ","), "host,hostname,port,database,dbname,endpoint,address,addr,url,uri"},
+		{"Secrets", len(c.Secrets), 1},
+		{"Secret name", c.Secrets[0].Name, "db"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadFallbacksAndInference(t *testing.T) {
+	c, _, err := Load(map[string]string{"VAULT_ADDR": "https://v:8200/", "VAULT_TOKEN": "tok", "VAULT_NAMESPACE": "admin/team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VaultAddr != "https://v:8200" || c.Token != "tok" || c.Namespace != "admin/team" {
+		t.Errorf("VAULT_* fallbacks: addr %q token set %t ns %q", c.VaultAddr, c.Token != "", c.Namespace)
+	}
+	// AION_* wins over VAULT_*; an empty AION_* counts as unset.
+	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "VAULT_ADDR": "http://b:2", "AION_VAULT_TOKEN": "", "VAULT_TOKEN": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VaultAddr != "http://a:1" || c.Token != "x" {
+		t.Errorf("precedence: addr %q, token from VAULT_TOKEN %t", c.VaultAddr, c.Token == "x")
+	}
+	// A role ID selects approle when no method is named.
+	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "AION_VAULT_APPROLE_ROLE_ID": "r", "AION_VAULT_APPROLE_SECRET_ID": "s"})
+	if err != nil || c.AuthMethod != "approle" {
+		t.Fatalf("inferred method: %v %v", c, err)
+	}
+}
+
+func TestLoadSecretPaths(t *testing.T) {
+	c, _, err := Load(with(
+		"AION_ENV", "staging",
+		"AION_DB_SECRET_PATH", "aionos/${AION_ENV}/db-main",
+		"AION_GATEWAY_API_KEYS_SECRET_PATH", "/kv/aionos/gateway-api-keys/",
+		"AION_CUSTOM_THING_SECRET_PATH", "secret/data/x",
+		"AION_MINIO_SECRET_PATH", "", // empty: not configured
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range c.Secrets {
+		got = append(got, s.Name+"="+s.Path)
+	}
+	want := "custom_thing=secret/data/x db=aionos/staging/db-main gateway_api_keys=kv/aionos/gateway-api-keys"
+	if strings.Join(got, " ") != want {
+		t.Errorf("secrets = %v, want %s", got, want)
+	}
+}
+
+func TestLoadBadInput(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "missing")
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no addr", map[string]string{"AION_VAULT_TOKEN": "t"}, "AION_VAULT_ADDR is not set (nor VAULT_ADDR)"},
+		{"addr scheme", with("AION_VAULT_ADDR", "vault:8200"), "AION_VAULT_ADDR must start with http:// or https://"},
+		{"mount", with("AION_VAULT_KV_MOUNT", "a b"), "AION_VAULT_KV_MOUNT must be a mount path"},
+		{"no token", map[string]string{"AION_VAULT_ADDR": "http://v:1"}, "AION_VAULT_TOKEN is not set (nor VAULT_TOKEN, nor AION_VAULT_TOKEN_FILE)"},
+		{"token and file", with("AION_VAULT_TOKEN_FILE", "/etc/hostname"), "AION_VAULT_TOKEN_FILE conflicts with AION_VAULT_TOKEN"},
+		{"token file missing", map[string]string{"AION_VAULT_ADDR": "http://v:1", "AION_VAULT_TOKEN_FILE": tokenFile}, "AION_VAULT_TOKEN_FILE names " + tokenFile + ", which cannot be read"},
+		{"method", with("AION_VAULT_AUTH_METHOD", "ldap"), `AION_VAULT_AUTH_METHOD is "ldap"; want token or approle`},
+		{"approle no role", with("AION_VAULT_AUTH_METHOD", "approle", "AION_VAULT_APPROLE_SECRET_ID", "s"), "AION_VAULT_APPROLE_ROLE_ID is not set"},
+		{"approle no secret", with("AION_VAULT_APPROLE_ROLE_ID", "r"), "AION_VAULT_APPROLE_SECRET_ID is not set (nor AION_VAULT_APPROLE_SECRET_ID_FILE)"},
+		{"approle both secrets", with("AION_VAULT_APPROLE_ROLE_ID", "r", "AION_VAULT_APPROLE_SECRET_ID", "s", "AION_VAULT_APPROLE_SECRET_ID_FILE", "/etc/hostname"), "AION_VAULT_APPROLE_SECRET_ID_FILE conflicts"},
+		{"cacert", with("AION_VAULT_CACERT", "/nonexistent/ca.pem"), "AION_VAULT_CACERT names /nonexistent/ca.pem, which cannot be read"},
+		{"env unset", with("AION_DB_SECRET_PATH", "a/${AION_ENV}/b"), "AION_DB_SECRET_PATH uses ${AION_ENV} but AION_ENV is not set"},
+		{"other var", with("AION_DB_SECRET_PATH", "a/$HOME/b"), "AION_DB_SECRET_PATH holds a $ that is not ${AION_ENV}"},
+		{"dotdot", with("AION_DB_SECRET_PATH", "secret/../sys/x"), "AION_DB_SECRET_PATH must not contain .."},
+		{"empty segment", with("AION_DB_SECRET_PATH", "secret//x"), "AION_DB_SECRET_PATH is not a secret path"},
+		{"poll", with("AION_POLL_INTERVAL", "often"), `AION_POLL_INTERVAL is "often"; want a duration`},
+		{"poll short", with("AION_POLL_INTERVAL", "10ms"), "AION_POLL_INTERVAL must be at least 1s"},
+		{"poll zero", with("AION_POLL_INTERVAL", "0"), `AION_POLL_INTERVAL is "0"; want a positive duration`},
+		{"stop", with("AION_STOP_TIMEOUT", "-1s"), `AION_STOP_TIMEOUT is "-1s"; want a positive duration`},
+		{"startup", with("AION_STARTUP_TIMEOUT", "x"), `AION_STARTUP_TIMEOUT is "x"`},
+		{"bootstrap", with("AION_VAULT_BOOTSTRAP_TIMEOUT", "3 minutes"), `AION_VAULT_BOOTSTRAP_TIMEOUT is "3 minutes"`},
+		{"mode", with("AION_FILE_MODE", "rw"), `AION_FILE_MODE is "rw"; want an octal permission`},
+		{"mode world", with("AION_FILE_MODE", "0644"), "rendered files hold secrets and must not be world-accessible"},
+		{"restart", with("AION_RESTART_ON", "always"), `AION_RESTART_ON is "always"; want host, env or never`},
+		{"reload", with("AION_RELOAD_SIGNAL", "SIGFOO"), `AION_RELOAD_SIGNAL is "SIGFOO"`},
+		{"stop signal", with("AION_STOP_SIGNAL", "none"), `AION_STOP_SIGNAL is "none"`},
+		{"group", with("AION_SIGNAL_GROUP", "maybe"), `AION_SIGNAL_GROUP is "maybe"; want true or false`},
+		{"pass", with("AION_PASS_VAULT_CREDENTIALS", "2"), `AION_PASS_VAULT_CREDENTIALS is "2"`},
+		{"log format", with("AION_LOG_FORMAT", "xml"), `AION_LOG_FORMAT is "xml"; want text or json`},
+		{"log level", with("AION_LOG_LEVEL", "loud"), `AION_LOG_LEVEL is "loud"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Load(tt.env)
+			if err == nil {
+				t.Fatalf("Load succeeded, want an error with %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q\nwant it to contain %q", err, tt.want)
+			}
+			if got := sysexits.Code(err); got != sysexits.Usage {
+				t.Errorf("exit code %d, want 64", got)
+			}
+			if strings.Contains(err.Error(), "=t\n") || strings.Contains(err.Error(), `"t"`) {
+				t.Errorf("error shows the token: %q", err)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+	_, _, err := Load(map[string]string{"AION_VAULT_AUTH_METHOD": "x", "AION_POLL_INTERVAL": "y", "AION_LOG_FORMAT": "z"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 4 {
+		t.Errorf("want 4 problems (addr, method, poll, log format), got %d:\n%s", len(lines), err)
+	}
+}
+
+func TestTypoWarnings(t *testing.T) {
+	_, warn, err := Load(with("AION_VAULT_ADRR", "x", "AION_POLL_INTERVALL", "1s", "AION_DB_SECRETS_PATH", "a/b", "AION_UNRELATED_FEATURE", "on"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"AION_DB_SECRETS_PATH is not a setting of aion-exec; did you mean AION_<NAME>_SECRET_PATH?",
+		"AION_POLL_INTERVALL is not a setting of aion-exec; did you mean AION_POLL_INTERVAL?",
+		"AION_VAULT_ADRR is not a setting of aion-exec; did you mean AION_VAULT_ADDR?",
+	}
+	if strings.Join(warn, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warn, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{"SIGHUP": syscall.SIGHUP, "hup": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "15": syscall.SIGTERM} {
+		if got, ok := ParseSignal(in); !ok || got != want {
+			t.Errorf("ParseSignal(%q) = %v, %t; want %v", in, got, ok, want)
+		}
+	}
+	if _, ok := ParseSignal("SIGNOPE"); ok {
+		t.Error("ParseSignal accepted SIGNOPE")
+	}
+}

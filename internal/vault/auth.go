@@ -1,0 +1,222 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+
+	"github.com/aionos/aion-exec/internal/backoff"
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+// Auth describes the live login, for `check` and for renewal. It holds no
+// token: the token stays inside the API client.
+type Auth struct {
+	Method    string
+	Accessor  string
+	Policies  []string
+	TTL       time.Duration // 0: never expires
+	Renewable bool
+	secret    *api.Secret // what the lifetime watcher renews
+}
+
+// Login authenticates with the configured method, waiting up to
+// StartupTimeout for a Vault that is unreachable or sealed, with a log line
+// per change of state rather than per attempt.
+func (c *Client) Login(ctx context.Context) (*Auth, error) {
+	var a *Auth
+	err := c.retryStartup(ctx, "log in", func() error {
+		var err error
+		a, err = c.login(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.auth = a
+	c.mu.Unlock()
+	return a, nil
+}
+
+func (c *Client) login(ctx context.Context) (*Auth, error) {
+	switch c.cfg.AuthMethod {
+	case "approle":
+		return c.loginAppRole(ctx)
+	default:
+		return c.loginToken(ctx)
+	}
+}
+
+func (c *Client) loginToken(ctx context.Context) (*Auth, error) {
+	token, src := c.cfg.Token, "AION_VAULT_TOKEN"
+	if c.cfg.TokenFile != "" {
+		var err error
+		if token, err = readCredential(c.cfg.TokenFile, "AION_VAULT_TOKEN_FILE"); err != nil {
+			return nil, err
+		}
+		src = "AION_VAULT_TOKEN_FILE " + c.cfg.TokenFile
+	}
+	c.api.SetToken(token)
+	s, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		err = fail("look up the token from "+src, err)
+		if sysexits.Code(err) == sysexits.NoPerm {
+			err = sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("look up the token from %s: the token is invalid, expired or revoked", src))
+		}
+		return nil, err
+	}
+	a := &Auth{Method: "token"}
+	a.Accessor, _ = s.Data["accessor"].(string)
+	a.Policies, _ = s.TokenPolicies()
+	a.TTL, _ = s.TokenTTL()
+	a.Renewable, _ = s.TokenIsRenewable()
+	a.secret = &api.Secret{Auth: &api.SecretAuth{
+		ClientToken: token, Accessor: a.Accessor, Policies: a.Policies,
+		LeaseDuration: int(a.TTL / time.Second), Renewable: a.Renewable,
+	}}
+	return a, nil
+}
+
+// secretIDPathRE is the creation path of a wrapped AppRole secret ID:
+// auth/<mount>/role/<role>/secret-id (or custom-secret-id).
+var secretIDPathRE = regexp.MustCompile(`^auth/.+/role/[^/]+/(custom-)?secret-id$`)
+
+// uuidRE matches a plain secret ID; anything else is treated as a wrapping token.
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func (c *Client) loginAppRole(ctx context.Context) (*Auth, error) {
+	secretID, src := c.cfg.SecretID, "AION_VAULT_APPROLE_SECRET_ID"
+	if c.cfg.SecretIDFile != "" {
+		var err error
+		if secretID, err = readCredential(c.cfg.SecretIDFile, "AION_VAULT_APPROLE_SECRET_ID_FILE"); err != nil {
+			return nil, err
+		}
+		src = "AION_VAULT_APPROLE_SECRET_ID_FILE " + c.cfg.SecretIDFile
+	}
+	if !uuidRE.MatchString(secretID) {
+		var err error
+		if secretID, err = c.unwrapSecretID(ctx, secretID, src); err != nil {
+			return nil, err
+		}
+	}
+	method, err := approle.NewAppRoleAuth(c.cfg.RoleID, &approle.SecretID{FromString: secretID},
+		approle.WithMountPath(c.cfg.AppRoleMount))
+	if err != nil {
+		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("set up approle login: %w", err))
+	}
+	c.api.ClearToken()
+	s, err := c.api.Auth().Login(ctx, method)
+	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == 400 {
+			return nil, sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("log in with approle at auth/%s: role ID or secret ID (%s) is invalid, expired or used up",
+				c.cfg.AppRoleMount, src))
+		}
+		return nil, fail("log in with approle at auth/"+c.cfg.AppRoleMount, err)
+	}
+	a := &Auth{Method: "approle", secret: s}
+	a.Accessor = s.Auth.Accessor
+	a.Policies = s.Auth.TokenPolicies
+	a.TTL = time.Duration(s.Auth.LeaseDuration) * time.Second
+	a.Renewable = s.Auth.Renewable
+	return a, nil
+}
+
+// unwrapSecretID checks that a wrapping token was made by an AppRole
+// secret-id endpoint before unwrapping it: a token that wraps something
+// else (a root token, say) must not be consumed, as Vault's response-wrapping
+// guidance advises. Unwrapping is single use.
+func (c *Client) unwrapSecretID(ctx context.Context, wrapped, src string) (string, error) {
+	c.api.SetToken(wrapped)
+	defer c.api.ClearToken()
+	info, err := c.api.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": wrapped})
+	if err != nil {
+		if isInvalidWrap(err) {
+			return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was already used or has expired; issue a new wrapped secret ID", src))
+		}
+		return "", fail("look up the wrapping token from "+src, err)
+	}
+	path, _ := info.Data["creation_path"].(string)
+	if !secretIDPathRE.MatchString(path) {
+		return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was created by %q, not by an AppRole secret-id endpoint; refusing to unwrap it", src, path))
+	}
+	s, err := c.api.Logical().UnwrapWithContext(ctx, "")
+	if err != nil {
+		if isInvalidWrap(err) {
+			return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was already used or has expired; issue a new wrapped secret ID", src))
+		}
+		return "", fail("unwrap the secret ID from "+src, err)
+	}
+	if s == nil {
+		return "", sysexits.Wrap(sysexits.DataErr, fmt.Errorf("unwrap the secret ID from %s: the wrapped response is empty", src))
+	}
+	id, _ := s.Data["secret_id"].(string)
+	if id == "" {
+		return "", sysexits.Wrap(sysexits.DataErr, fmt.Errorf("unwrap the secret ID from %s: the wrapped response holds no secret_id", src))
+	}
+	return id, nil
+}
+
+func isInvalidWrap(err error) bool {
+	var re *api.ResponseError
+	if !errors.As(err, &re) || (re.StatusCode != 400 && re.StatusCode != 403) {
+		return false
+	}
+	for _, e := range re.Errors {
+		if strings.Contains(e, "wrapping token is not valid") || strings.Contains(e, "does not exist") || strings.Contains(e, "permission denied") {
+			return true
+		}
+	}
+	return re.StatusCode == 403
+}
+
+func readCredential(path, name string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", sysexits.Wrap(sysexits.NoInput, fmt.Errorf("read %s %s: %w", name, path, errors.Unwrap(err)))
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", sysexits.Wrap(sysexits.Usage, fmt.Errorf("read %s %s: the file is empty", name, path))
+	}
+	return v, nil
+}
+
+// retryStartup runs op until it succeeds, fails for good, or StartupTimeout
+// passes. Only transient failures (unreachable, sealed, 429, 5xx) are
+// retried, with capped exponential backoff and full jitter.
+func (c *Client) retryStartup(ctx context.Context, what string, op func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartupTimeout)
+	defer cancel()
+	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	var lastState string
+	for {
+		err := op()
+		if err == nil {
+			if lastState != "" {
+				c.log.Info("vault reachable again", "addr", c.cfg.VaultAddr)
+			}
+			return nil
+		}
+		if !Transient(err) {
+			return err
+		}
+		if state := err.Error(); state != lastState {
+			c.log.Warn("waiting for vault", "op", what, "addr", c.cfg.VaultAddr, "err", state, "timeout", c.cfg.StartupTimeout)
+			lastState = state
+		}
+		select {
+		case <-ctx.Done():
+			return sysexits.Wrap(sysexits.Unavailable, fmt.Errorf("%w (gave up after AION_STARTUP_TIMEOUT=%s)", err, c.cfg.StartupTimeout))
+		case <-time.After(b.Next()):
+		}
+	}
+}

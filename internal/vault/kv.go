@@ -1,0 +1,280 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/aionos/aion-exec/internal/config"
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+// Secret is one secret as read.
+type Secret struct {
+	Name      string         // "db"
+	Path      string         // as configured, ${AION_ENV} expanded
+	Mount     string         // "secret"
+	KVVersion int            // 1 or 2
+	APIPath   string         // what was read: "secret/data/aionos/dev/db-main"
+	Version   int            // KV v2 current version; 0 for v1
+	Data      map[string]any // the payload; numbers are json.Number
+}
+
+// Keys returns the payload's key names, sorted; never the values.
+func (s *Secret) Keys() []string {
+	return slices.Sorted(maps.Keys(s.Data))
+}
+
+type mount struct {
+	path    string // without trailing slash
+	version int
+}
+
+// mountCache holds the KV mounts this token can see, fetched once with one
+// request (sys/internal/ui/mounts) and completed per path when that listing
+// is refused, like `vault kv` does.
+type mountCache struct {
+	mu     sync.Mutex
+	listed bool
+	byPath map[string]mount // "secret" -> v2; a miss is cached as version 0
+}
+
+// maxParallel bounds concurrent reads: enough to hide latency for a service
+// with a few dozen secrets, few enough not to burst a shared Vault.
+const maxParallel = 8
+
+// ReadAll reads every configured secret in parallel, one request each once
+// the mounts are known. It returns every failure, not only the first, joined
+// in configuration order; the exit code is the first failure's.
+func (c *Client) ReadAll(ctx context.Context, secrets []config.Secret) ([]*Secret, error) {
+	if err := c.loadMounts(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]*Secret, len(secrets))
+	errs := make([]error, len(secrets))
+	sem := make(chan struct{}, maxParallel)
+	var wg sync.WaitGroup
+	for i, s := range secrets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i], errs[i] = c.Read(ctx, s)
+		}()
+	}
+	wg.Wait()
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			first = err
+			break
+		}
+	}
+	if first != nil {
+		return nil, sysexits.Wrap(sysexits.Code(first), errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// Read resolves and reads one secret.
+func (c *Client) Read(ctx context.Context, s config.Secret) (*Secret, error) {
+	m, rel, err := c.resolve(ctx, s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read secret %s at %s: %w", s.Name, s.Path, err)
+	}
+	out := &Secret{Name: s.Name, Path: s.Path, Mount: m.path, KVVersion: m.version}
+	if m.version == 2 {
+		out.APIPath = m.path + "/data/" + rel
+	} else {
+		out.APIPath = m.path + "/" + rel
+	}
+	sec, err := c.api.Logical().ReadWithContext(ctx, out.APIPath)
+	if err != nil {
+		err = fail(fmt.Sprintf("read secret %s at %s", s.Name, out.APIPath), err)
+		if sysexits.Code(err) == sysexits.NoPerm {
+			err = sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("%w: the token's policies lack \"read\" on %s", err, out.APIPath))
+		}
+		return nil, err
+	}
+	if sec == nil {
+		return nil, sysexits.Wrap(sysexits.DataErr, fmt.Errorf("read secret %s at %s: no secret at this path", s.Name, out.APIPath))
+	}
+	if m.version == 1 {
+		out.Data = sec.Data
+		return out, nil
+	}
+	meta, _ := sec.Data["metadata"].(map[string]any)
+	if v, ok := meta["version"].(json.Number); ok {
+		n, _ := v.Int64()
+		out.Version = int(n)
+	}
+	data, _ := sec.Data["data"].(map[string]any)
+	if data == nil {
+		switch {
+		case meta["destroyed"] == true:
+			return nil, sysexits.Wrap(sysexits.DataErr, fmt.Errorf("read secret %s at %s: version %d is destroyed", s.Name, out.APIPath, out.Version))
+		case meta["deletion_time"] != nil && meta["deletion_time"] != "":
+			return nil, sysexits.Wrap(sysexits.DataErr, fmt.Errorf("read secret %s at %s: version %d was deleted at %v; undelete it or write a new version", s.Name, out.APIPath, out.Version, meta["deletion_time"]))
+		}
+		return nil, sysexits.Wrap(sysexits.DataErr, fmt.Errorf("read secret %s at %s: version %d holds no data", s.Name, out.APIPath, out.Version))
+	}
+	out.Data = data
+	return out, nil
+}
+
+// resolve splits path into a KV mount and the path inside it. A path whose
+// first segment is a KV mount is absolute (`kv/aionos/db-main`,
+// `secret/data/aionos/dev/db-main`); any other path lives under the
+// configured AION_VAULT_KV_MOUNT. The optional data/ after a v2 mount is
+// dropped. Nested mounts (`team/kv`) are matched longest first.
+func (c *Client) resolve(ctx context.Context, path string) (mount, string, error) {
+	if m, rel, ok := c.mounts.match(path); ok {
+		return m, m.rel(rel), nil
+	}
+	if !c.mounts.isListed() {
+		// The listing was refused: ask about this path's first segment,
+		// then about the configured mount, each answer cached.
+		first, _, _ := strings.Cut(path, "/")
+		if err := c.lookupMount(ctx, first); err != nil {
+			return mount{}, "", err
+		}
+		if m, rel, ok := c.mounts.match(path); ok {
+			return m, m.rel(rel), nil
+		}
+		if err := c.lookupMount(ctx, c.cfg.KVMount); err != nil {
+			return mount{}, "", err
+		}
+	}
+	if m, rel, ok := c.mounts.match(c.cfg.KVMount + "/" + path); ok {
+		return m, m.rel(rel), nil
+	}
+	return mount{}, "", sysexits.Wrap(sysexits.Usage,
+		fmt.Errorf("no KV mount %q is visible to this token (AION_VAULT_KV_MOUNT), and %q is not a mount either", c.cfg.KVMount, firstSegment(path)))
+}
+
+// rel drops the optional data/ that a KV-v2 path may carry after its mount.
+func (m mount) rel(rel string) string {
+	if m.version == 2 {
+		rel = strings.TrimPrefix(rel, "data/")
+	}
+	return rel
+}
+
+func firstSegment(p string) string { s, _, _ := strings.Cut(p, "/"); return s }
+
+func (mc *mountCache) isListed() bool {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	return mc.listed
+}
+
+// match finds the longest known KV mount that prefixes path.
+func (mc *mountCache) match(path string) (mount, string, bool) {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	var best mount
+	var rel string
+	for p, m := range mc.byPath {
+		if m.version == 0 || len(p) <= len(best.path) {
+			continue
+		}
+		if r, ok := strings.CutPrefix(path, p+"/"); ok && r != "" {
+			best, rel = m, r
+		}
+	}
+	return best, rel, best.path != ""
+}
+
+func (mc *mountCache) put(path string, version int) {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if mc.byPath == nil {
+		mc.byPath = map[string]mount{}
+	}
+	if _, ok := mc.byPath[path]; !ok || version != 0 {
+		mc.byPath[path] = mount{path: path, version: version}
+	}
+}
+
+// loadMounts lists every mount the token may see, once per client. A token
+// without access to the listing falls back to per-path lookups.
+func (c *Client) loadMounts(ctx context.Context) error {
+	c.mounts.mu.Lock()
+	done := c.mounts.listed || c.mounts.byPath != nil
+	c.mounts.mu.Unlock()
+	if done {
+		return nil
+	}
+	sec, err := c.api.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts")
+	if err != nil {
+		if Transient(err) {
+			return fail("list KV mounts", err)
+		}
+		c.mounts.put("", 0) // not listed; marks the cache as initialised
+		return nil
+	}
+	c.mounts.mu.Lock()
+	c.mounts.listed = true
+	c.mounts.mu.Unlock()
+	if sec == nil {
+		return nil
+	}
+	secrets, _ := sec.Data["secret"].(map[string]any)
+	for p, v := range secrets {
+		info, _ := v.(map[string]any)
+		c.mounts.put(strings.TrimSuffix(p, "/"), kvVersion(info))
+	}
+	return nil
+}
+
+// lookupMount asks Vault which mount holds path, as `vault kv` does.
+func (c *Client) lookupMount(ctx context.Context, path string) error {
+	c.mounts.mu.Lock()
+	_, known := c.mounts.byPath[path]
+	c.mounts.mu.Unlock()
+	if known {
+		return nil
+	}
+	sec, err := c.api.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+path)
+	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusNotFound) {
+			c.mounts.put(path, 0)
+			return nil
+		}
+		return fail("look up the mount of "+path, err)
+	}
+	if sec == nil {
+		c.mounts.put(path, 0)
+		return nil
+	}
+	mp, _ := sec.Data["path"].(string)
+	c.mounts.put(strings.TrimSuffix(mp, "/"), kvVersion(sec.Data))
+	if strings.TrimSuffix(mp, "/") != path {
+		c.mounts.put(path, 0)
+	}
+	return nil
+}
+
+// kvVersion reads a mount description: 2 for KV v2, 1 for KV v1, 0 for a
+// mount that is not KV (such as cubbyhole or transit).
+func kvVersion(info map[string]any) int {
+	typ, _ := info["type"].(string)
+	if typ != "kv" && typ != "generic" {
+		return 0
+	}
+	opts, _ := info["options"].(map[string]any)
+	if v, _ := opts["version"].(string); v == "2" {
+		return 2
+	}
+	return 1
+}

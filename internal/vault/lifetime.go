@@ -1,0 +1,100 @@
+package vault
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/aionos/aion-exec/internal/backoff"
+)
+
+// KeepAlive keeps the login alive until ctx ends: it renews the token before
+// it expires (Vault's LifetimeWatcher renews at about two thirds of the TTL)
+// and, when renewal ends (max TTL reached, token revoked, renewal refused),
+// logs in again: AppRole with its secret ID, token auth by re-reading the
+// token file. A token that never expires needs nothing. Failed logins are
+// retried with backoff; reads keep using the old token meanwhile.
+//
+// reauth, when it receives, forces a fresh login (a token or secret-ID file
+// changed on disk). KeepAlive returns only when ctx ends.
+func (c *Client) KeepAlive(ctx context.Context, reauth <-chan struct{}) {
+	b := backoff.Backoff{Min: time.Second, Max: time.Minute}
+	for {
+		c.mu.Lock()
+		a := c.auth
+		c.mu.Unlock()
+		if done := c.watch(ctx, a, reauth); done {
+			return
+		}
+		for {
+			na, err := c.login(ctx)
+			if err == nil {
+				b.Reset()
+				c.mu.Lock()
+				c.auth = na
+				c.mu.Unlock()
+				c.log.Info("vault login renewed", "method", na.Method, "ttl", na.TTL)
+				break
+			}
+			wait := b.Next()
+			c.log.Warn("vault login failed; retrying", "method", c.cfg.AuthMethod, "err", err, "retry_in", wait.Round(time.Millisecond))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// watch renews a until renewal ends, the token nears its expiry or a
+// re-login is asked for (false), or until ctx ends (true).
+func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) bool {
+	var (
+		expiring <-chan time.Time // nil: the token never expires
+		ended    <-chan error
+		renewed  <-chan *api.RenewOutput
+	)
+	if a != nil && a.TTL > 0 {
+		w, err := c.api.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: a.secret})
+		if a.Renewable && err == nil {
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); w.Start() }()
+			defer func() { w.Stop(); <-stopped }()
+			ended, renewed = w.DoneCh(), w.RenewCh()
+		} else {
+			// Not renewable: log in again shortly before it expires.
+			t := time.NewTimer(a.TTL * 9 / 10)
+			defer t.Stop()
+			expiring = t.C
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-reauth:
+			return false
+		case <-expiring:
+			c.log.Info("vault token is about to expire")
+			return false
+		case err := <-ended:
+			if err != nil {
+				c.log.Warn("vault token renewal failed", "err", short(err))
+			} else {
+				c.log.Info("vault token reached its max TTL")
+			}
+			return false
+		case r := <-renewed:
+			c.log.Debug("vault token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
+		}
+	}
+}
+
+// Auth returns the live login.
+func (c *Client) Auth() *Auth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.auth
+}

@@ -1,0 +1,126 @@
+package vault
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aionos/aion-exec/internal/config"
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+func TestResolve(t *testing.T) {
+	c := &Client{cfg: &config.Config{KVMount: "secret"}}
+	c.mounts.listed = true
+	c.mounts.put("secret", 2)
+	c.mounts.put("kv", 1)
+	c.mounts.put("team/kv", 2)
+	c.mounts.put("cubbyhole", 0)
+	tests := []struct{ path, mount, rel string }{
+		{"aionos/dev/db-main", "secret", "aionos/dev/db-main"},
+		{"secret/aionos/dev/db-main", "secret", "aionos/dev/db-main"},
+		{"secret/data/aionos/dev/db-main", "secret", "aionos/dev/db-main"},
+		{"kv/aionos/db-main", "kv", "aionos/db-main"},
+		{"kv/data/x", "kv", "data/x"}, // v1: data/ is a real path segment
+		{"team/kv/data/app", "team/kv", "app"},
+		{"cubbyhole/x", "secret", "cubbyhole/x"}, // not KV: relative
+		{"secretive/x", "secret", "secretive/x"},
+	}
+	for _, tt := range tests {
+		m, rel, err := c.resolve(context.Background(), tt.path)
+		if err != nil {
+			t.Errorf("resolve(%q): %v", tt.path, err)
+			continue
+		}
+		if m.path != tt.mount || rel != tt.rel {
+			t.Errorf("resolve(%q) = %s + %s, want %s + %s", tt.path, m.path, rel, tt.mount, tt.rel)
+		}
+	}
+	c.cfg.KVMount = "nope"
+	if _, _, err := c.resolve(context.Background(), "a/b"); err == nil || sysexits.Code(err) != sysexits.Usage ||
+		!strings.Contains(err.Error(), `no KV mount "nope" is visible to this token (AION_VAULT_KV_MOUNT)`) {
+		t.Errorf("unknown mount: %v", err)
+	}
+}
+
+// fake serves one canned status for every request: for injecting the
+// faults a real Vault cannot be made to produce on demand.
+func fake(t *testing.T, status int, body string) *Client {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return client(t, srv.URL)
+}
+
+func client(t *testing.T, addr string) *Client {
+	c, err := New(&config.Config{VaultAddr: addr, KVMount: "secret", AuthMethod: "token", Token: "hvs.secret-token-value",
+		StartupTimeout: 300 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestErrorMapping(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		code   int
+		msg    string
+	}{
+		{403, `{"errors":["permission denied"]}`, sysexits.NoPerm, "the token is invalid, expired or revoked"},
+		{429, `{"errors":["request path \"x\": rate limit quota exceeded"]}`, sysexits.Unavailable, "rate limited by Vault"},
+		{503, `{"errors":["Vault is sealed"]}`, sysexits.Unavailable, "Vault is sealed or unavailable"},
+		{500, `{"errors":["internal error"]}`, sysexits.Unavailable, "internal error"},
+	}
+	for _, tt := range tests {
+		c := fake(t, tt.status, tt.body)
+		_, err := c.Login(context.Background())
+		if err == nil {
+			t.Fatalf("%d: login succeeded", tt.status)
+		}
+		if got := sysexits.Code(err); got != tt.code {
+			t.Errorf("%d: exit code %d, want %d (%v)", tt.status, got, tt.code, err)
+		}
+		if !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%d: error %q lacks %q", tt.status, err, tt.msg)
+		}
+		if strings.Contains(err.Error(), "secret-token-value") {
+			t.Errorf("%d: error leaks the token: %q", tt.status, err)
+		}
+	}
+}
+
+// A Vault that accepts the connection and closes it half-way is transient:
+// retried until the startup timeout, then exit 69.
+func TestHalfClosedConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.ReadAtLeast(conn, make([]byte, 16), 16)
+			conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"da"))
+			conn.Close()
+		}
+	}()
+	c := client(t, "http://"+l.Addr().String())
+	_, err = c.Login(context.Background())
+	if got := sysexits.Code(err); got != sysexits.Unavailable {
+		t.Errorf("half-closed: exit code %d, want 69 (%v)", got, err)
+	}
+}
