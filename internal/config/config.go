@@ -216,8 +216,8 @@ func Load(env map[string]string) (*Config, []string, error) {
 	c.BootstrapTimeout = p.duration("AION_VAULT_BOOTSTRAP_TIMEOUT", r.BootstrapTimeout, false)
 	c.PollInterval = p.duration("AION_POLL_INTERVAL", r.PollInterval, false)
 	c.StopTimeout = p.duration("AION_STOP_TIMEOUT", r.StopTimeout, true)
-	if c.PollInterval > 0 && c.PollInterval < time.Second {
-		p.add("AION_POLL_INTERVAL", "must be at least 1s; every poll reads every secret from Vault")
+	if c.PollInterval > 0 && c.PollInterval < 100*time.Millisecond {
+		p.add("AION_POLL_INTERVAL", "must be at least 100ms; every poll reads every secret from Vault")
 	}
 
 	if mode, err := strconv.ParseUint(r.FileMode, 8, 32); err != nil || mode&^0o777 != 0 {

@@ -124,7 +124,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"dotdot", with("AION_DB_SECRET_PATH", "secret/../sys/x"), "AION_DB_SECRET_PATH must not contain .."},
 		{"empty segment", with("AION_DB_SECRET_PATH", "secret//x"), "AION_DB_SECRET_PATH is not a secret path"},
 		{"poll", with("AION_POLL_INTERVAL", "often"), `AION_POLL_INTERVAL is "often"; want a duration`},
-		{"poll short", with("AION_POLL_INTERVAL", "10ms"), "AION_POLL_INTERVAL must be at least 1s"},
+		{"poll short", with("AION_POLL_INTERVAL", "10ms"), "AION_POLL_INTERVAL must be at least 100ms"},
 		{"poll zero", with("AION_POLL_INTERVAL", "0"), `AION_POLL_INTERVAL is "0"; want a positive duration`},
 		{"stop", with("AION_STOP_TIMEOUT", "-1s"), `AION_STOP_TIMEOUT is "-1s"; want a positive duration`},
 		{"startup", with("AION_STARTUP_TIMEOUT", "x"), `AION_STARTUP_TIMEOUT is "x"`},
