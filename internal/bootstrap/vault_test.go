@@ -1,0 +1,114 @@
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+// TestWaitHealthLogsStateChangesOnly feeds the wait a Vault that fails,
+// then is sealed, then standby, then active, each for several polls: one
+// log line per state, not per poll.
+func TestWaitHealthLogsStateChangesOnly(t *testing.T) {
+	t.Parallel()
+	answers := []any{500, 500, 500,
+		api.HealthResponse{Initialized: true, Sealed: true}, api.HealthResponse{Initialized: true, Sealed: true},
+		api.HealthResponse{Initialized: true, Standby: true}, api.HealthResponse{Initialized: true, Standby: true},
+		api.HealthResponse{Initialized: true}}
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/sys/health" {
+			t.Errorf("unexpected request %s", r.URL.Path)
+		}
+		mu.Lock()
+		a := answers[min(n, len(answers)-1)]
+		n++
+		mu.Unlock()
+		if code, ok := a.(int); ok {
+			w.WriteHeader(code)
+			w.Write([]byte(`{"errors":["storage unavailable"]}`))
+			return
+		}
+		w.WriteHeader(299)
+		json.NewEncoder(w).Encode(a)
+	}))
+	defer srv.Close()
+
+	var logs bytes.Buffer
+	opts := Options{Addr: srv.URL, Log: slog.New(slog.NewTextHandler(&logs, nil)), pollMin: time.Millisecond}
+	opts.defaults()
+	b, err := newBootstrapper(opts, &Summary{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := b.waitHealth(context.Background(), "active", func(h *api.HealthResponse) bool { return !h.Sealed && !h.Standby })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Sealed || h.Standby {
+		t.Errorf("returned %+v, want the active answer", h)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := []string{`state="HTTP 500: storage unavailable"`, "state=sealed", "state=standby", `msg="vault active"`}
+	if len(lines) != len(want) {
+		t.Fatalf("%d log lines, want %d:\n%s", len(lines), len(want), logs.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("log line %d = %s, want %s", i, lines[i], w)
+		}
+	}
+}
+
+func TestWaitHealthTimesOutWithLastState(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(299)
+		json.NewEncoder(w).Encode(api.HealthResponse{Initialized: true, Sealed: true})
+	}))
+	defer srv.Close()
+	opts := Options{Addr: srv.URL, pollMin: time.Millisecond, Timeout: 50 * time.Millisecond}
+	opts.defaults()
+	b, err := newBootstrapper(opts, &Summary{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
+	defer cancel()
+	_, err = b.waitHealth(ctx, "active", func(h *api.HealthResponse) bool { return !h.Sealed })
+	if sysexits.Code(err) != sysexits.Unavailable || !strings.Contains(err.Error(), "sealed (gave up after AION_VAULT_BOOTSTRAP_TIMEOUT=50ms)") {
+		t.Errorf("err = %v; want exit 69 with the last state and the timeout", err)
+	}
+}
+
+func TestFailCodes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status int
+		errs   []string
+		code   int
+		msg    string
+	}{
+		{403, []string{"permission denied"}, sysexits.NoPerm, "write policy x: permission denied"},
+		{400, []string{"invalid mount path"}, sysexits.Usage, "write policy x: invalid mount path"},
+		{503, []string{"Vault is sealed"}, sysexits.Unavailable, "write policy x: Vault is sealed"},
+		{500, nil, sysexits.Unavailable, "write policy x: Internal Server Error"},
+	} {
+		err := fail("write policy x", &api.ResponseError{StatusCode: tc.status, Errors: tc.errs})
+		if sysexits.Code(err) != tc.code || err.Error() != tc.msg {
+			t.Errorf("fail(%d) = %q (exit %d), want %q (exit %d)", tc.status, err, sysexits.Code(err), tc.msg, tc.code)
+		}
+	}
+}
