@@ -120,8 +120,9 @@ var (
 // Load reads the configuration from env (NAME -> value). An empty value counts
 // as unset, so that compose files may write `AION_X: ${AION_X:-}`. It returns
 // warnings (for example likely typos) alongside the config; the error, when
-// not nil, is a *ConfigError wrapped with exit code 64.
-func Load(env map[string]string) (*Config, []string, error) {
+// not nil, is a *ConfigError wrapped with exit code 64. auth says whether
+// Vault credentials are required: `dev bootstrap` creates them.
+func Load(env map[string]string, auth bool) (*Config, []string, error) {
 	set := make(map[string]string, len(env))
 	for k, v := range env {
 		if v != "" {
@@ -173,15 +174,16 @@ func Load(env map[string]string) (*Config, []string, error) {
 			c.AuthMethod = "approle"
 		}
 	}
-	switch c.AuthMethod {
-	case "token":
+	switch {
+	case !auth:
+	case c.AuthMethod == "token":
 		if c.Token == "" && c.TokenFile == "" {
 			p.add("AION_VAULT_TOKEN", "is not set (nor VAULT_TOKEN, nor AION_VAULT_TOKEN_FILE) and token auth needs one")
 		}
 		if c.Token != "" && c.TokenFile != "" {
 			p.add("AION_VAULT_TOKEN_FILE", "conflicts with AION_VAULT_TOKEN; set one of them")
 		}
-	case "approle":
+	case c.AuthMethod == "approle":
 		if c.RoleID == "" {
 			p.add("AION_VAULT_APPROLE_ROLE_ID", "is not set and approle auth needs it")
 		}
@@ -194,7 +196,8 @@ func Load(env map[string]string) (*Config, []string, error) {
 		if !mountRE.MatchString(c.AppRoleMount) {
 			p.add("AION_VAULT_APPROLE_MOUNT", "must be an auth mount path such as approle")
 		}
-	default:
+	}
+	if c.AuthMethod != "token" && c.AuthMethod != "approle" {
 		p.add("AION_VAULT_AUTH_METHOD", fmt.Sprintf("is %q; want token or approle", r.AuthMethod))
 	}
 	for _, f := range []struct{ name, path string }{

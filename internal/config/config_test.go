@@ -24,7 +24,7 @@ func with(kv ...string) map[string]string {
 }
 
 func TestLoadDefaults(t *testing.T) {
-	c, warn, err := Load(with("AION_DB_SECRET_PATH", "aionos/dev/db-main", "XDG_RUNTIME_DIR", "/run/user/1000"))
+	c, warn, err := Load(with("AION_DB_SECRET_PATH", "aionos/dev/db-main", "XDG_RUNTIME_DIR", "/run/user/1000"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestLoadDefaults(t *testing.T) {
 }
 
 func TestLoadFallbacksAndInference(t *testing.T) {
-	c, _, err := Load(map[string]string{"VAULT_ADDR": "https://v:8200/", "VAULT_TOKEN": "tok", "VAULT_NAMESPACE": "admin/team"})
+	c, _, err := Load(map[string]string{"VAULT_ADDR": "https://v:8200/", "VAULT_TOKEN": "tok", "VAULT_NAMESPACE": "admin/team"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestLoadFallbacksAndInference(t *testing.T) {
 		t.Errorf("VAULT_* fallbacks: addr %q token set %t ns %q", c.VaultAddr, c.Token != "", c.Namespace)
 	}
 	// AION_* wins over VAULT_*; an empty AION_* counts as unset.
-	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "VAULT_ADDR": "http://b:2", "AION_VAULT_TOKEN": "", "VAULT_TOKEN": "x"})
+	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "VAULT_ADDR": "http://b:2", "AION_VAULT_TOKEN": "", "VAULT_TOKEN": "x"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestLoadFallbacksAndInference(t *testing.T) {
 		t.Errorf("precedence: addr %q, token from VAULT_TOKEN %t", c.VaultAddr, c.Token == "x")
 	}
 	// A role ID selects approle when no method is named.
-	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "AION_VAULT_APPROLE_ROLE_ID": "r", "AION_VAULT_APPROLE_SECRET_ID": "s"})
+	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "AION_VAULT_APPROLE_ROLE_ID": "r", "AION_VAULT_APPROLE_SECRET_ID": "s"}, true)
 	if err != nil || c.AuthMethod != "approle" {
 		t.Fatalf("inferred method: %v %v", c, err)
 	}
@@ -87,7 +87,7 @@ func TestLoadSecretPaths(t *testing.T) {
 		"AION_GATEWAY_API_KEYS_SECRET_PATH", "/kv/aionos/gateway-api-keys/",
 		"AION_CUSTOM_THING_SECRET_PATH", "secret/data/x",
 		"AION_MINIO_SECRET_PATH", "", // empty: not configured
-	))
+	), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestLoadBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := Load(tt.env)
+			_, _, err := Load(tt.env, true)
 			if err == nil {
 				t.Fatalf("Load succeeded, want an error with %q", tt.want)
 			}
@@ -159,7 +159,7 @@ func TestLoadBadInput(t *testing.T) {
 }
 
 func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
-	_, _, err := Load(map[string]string{"AION_VAULT_AUTH_METHOD": "x", "AION_POLL_INTERVAL": "y", "AION_LOG_FORMAT": "z"})
+	_, _, err := Load(map[string]string{"AION_VAULT_AUTH_METHOD": "x", "AION_POLL_INTERVAL": "y", "AION_LOG_FORMAT": "z"}, true)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -170,7 +170,7 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 }
 
 func TestTypoWarnings(t *testing.T) {
-	_, warn, err := Load(with("AION_VAULT_ADRR", "x", "AION_POLL_INTERVALL", "1s", "AION_DB_SECRETS_PATH", "a/b", "AION_UNRELATED_FEATURE", "on"))
+	_, warn, err := Load(with("AION_VAULT_ADRR", "x", "AION_POLL_INTERVALL", "1s", "AION_DB_SECRETS_PATH", "a/b", "AION_UNRELATED_FEATURE", "on"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,5 +192,15 @@ func TestParseSignal(t *testing.T) {
 	}
 	if _, ok := ParseSignal("SIGNOPE"); ok {
 		t.Error("ParseSignal accepted SIGNOPE")
+	}
+}
+
+func TestLoadWithoutAuth(t *testing.T) {
+	c, _, err := Load(map[string]string{"AION_VAULT_ADDR": "http://127.0.0.1:8200"}, false)
+	if err != nil {
+		t.Fatalf("dev bootstrap needs no credentials: %v", err)
+	}
+	if c.BootstrapTimeout != 180*time.Second {
+		t.Errorf("BootstrapTimeout = %s", c.BootstrapTimeout)
 	}
 }

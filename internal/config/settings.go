@@ -60,13 +60,13 @@ func Help() string {
 		if s.Secret {
 			flag = "(no flag)"
 		}
-		fmt.Fprintf(&b, "  %-36s %-28s %s", s.Env, flag, s.Usage)
+		fmt.Fprintf(&b, "  %-34s %-32s %s", s.Env, flag, s.Usage)
 		if s.Default != "" {
 			fmt.Fprintf(&b, " [default %s]", s.Default)
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "  %-36s %-28s %s\n", "AION_<NAME>_SECRET_PATH", "--secret NAME=PATH", "a secret to read; .<name> in templates (repeatable flag)")
+	fmt.Fprintf(&b, "  %-34s %-32s %s\n", "AION_<NAME>_SECRET_PATH", "--secret NAME=PATH", "a secret to read; .<name> in templates (repeatable flag)")
 	return b.String()
 }
 

@@ -259,6 +259,19 @@ func (s *Set) Templates() []Template {
 	return out
 }
 
+// Names reports whether key is a field name or string literal in the text
+// of an active template. Only such keys may be shown by name (in `check`
+// and change logs): the keys of some secrets are secrets themselves
+// (gateway API keys are map keys), and template text is not secret.
+func (s *Set) Names(key string) bool {
+	for _, t := range s.list {
+		if t.Active && t.names[key] {
+			return true
+		}
+	}
+	return false
+}
+
 // Output is one complete render.
 type Output struct {
 	Env   []string // sorted, "NAME=value", unique names

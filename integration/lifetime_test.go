@@ -1,0 +1,53 @@
+//go:build integration
+
+package integration
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShortTTLTokenIsRenewed(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	tok := v.Token([]string{"svc"}, "3s", true)
+	env, _ := watchEnv(t, v)
+	env = append(env, "AION_VAULT_TOKEN="+tok, "AION_POLL_INTERVAL=500ms")
+	r := supervise(t, env, "node", childJS())
+	r.stdout.waitFor(t, "ready", 20*time.Second)
+	r.stderr.waitFor(t, "vault token renewed", 10*time.Second)
+	r.stderr.waitFor(t, "vault token renewed", 10*time.Second)
+	// Past the first TTL, reads still succeed on the renewed token.
+	r.stderr.waitFor(t, "msg=polled prog=aion-exec ok=true", 5*time.Second)
+	if strings.Contains(r.stderr.text(), "ok=false") {
+		t.Errorf("a read failed while the token was renewed:\n%s", r.stderr.text())
+	}
+	assertNoSecrets(t, r.stderr.text(), tok)
+}
+
+func TestAppRoleLogsInAgainAfterMaxTTL(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	roleID := enableAppRole(t, v)
+	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "svc", "token_ttl": "2s", "token_max_ttl": "4s"})
+	secretID := v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string)
+	env, _ := watchEnv(t, v)
+	env = append(env[:0:0], env...)
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "AION_VAULT_TOKEN=") {
+			env[i] = "AION_VAULT_APPROLE_ROLE_ID=" + roleID
+		}
+	}
+	env = append(env, "AION_VAULT_APPROLE_SECRET_ID="+secretID, "AION_POLL_INTERVAL=500ms")
+	r := supervise(t, env, "node", childJS())
+	r.stdout.waitFor(t, "ready", 20*time.Second)
+	r.stderr.waitFor(t, "vault login renewed", 15*time.Second)
+	r.stderr.waitFor(t, "vault login renewed", 15*time.Second)
+	// Reads go on with the new token, and the child never noticed.
+	r.stderr.waitFor(t, "msg=polled prog=aion-exec ok=true", 5*time.Second)
+	if strings.Contains(r.stdout.text(), "sighup") || strings.Count(r.stdout.text(), "ready") != 1 {
+		t.Errorf("the child was disturbed by a re-login:\n%s", r.stdout.text())
+	}
+	assertNoSecrets(t, r.stderr.text(), secretID)
+}

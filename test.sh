@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Every test: the unit tests of the main module, then the integration tests
+# against a real Vault, PostgreSQL and Node.js (see integration/).
+set -euo pipefail
+cd "$(dirname "$0")"
+go vet ./...
+go vet -tags integration ./integration/
+go test -race -count=1 ./...
+(cd examples/node-service && npm ci --no-audit --no-fund --silent)
+go test -tags integration -count=1 -timeout 45m ./integration/
