@@ -16,9 +16,6 @@ import (
 // exactly 300 SIGHUPs, and aion-exec's memory, goroutines and descriptors
 // stay flat.
 func TestSoak300Rotations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("soak test; run without -short")
-	}
 	t.Parallel()
 	v := startVault(t)
 	secret := func(i int) map[string]any {
