@@ -3,6 +3,9 @@
 package integration
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,4 +53,46 @@ func TestAppRoleLogsInAgainAfterMaxTTL(t *testing.T) {
 		t.Errorf("the child was disturbed by a re-login:\n%s", r.stdout.text())
 	}
 	assertNoSecrets(t, r.stderr.text(), secretID)
+}
+
+// A wrapped secret ID is single use: re-logins after the max TTL use what it
+// unwrapped to, and a new wrapped secret ID written to the file is picked up.
+func TestWrappedSecretIDFileReloginAndRotation(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	roleID := enableAppRole(t, v)
+	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "svc", "token_ttl": "2s", "token_max_ttl": "3s"})
+	wrap := func() string {
+		ws, err := cloneWithWrap(t, v, "5m").Logical().Write("auth/approle/role/gateway/secret-id", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ws.WrapInfo.Token
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret-id")
+	write(t, file, wrap())
+	env, _ := watchEnv(t, v)
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "AION_VAULT_TOKEN=") })
+	env = append(env, "AION_VAULT_APPROLE_ROLE_ID="+roleID, "AION_VAULT_APPROLE_SECRET_ID_FILE="+file, "AION_POLL_INTERVAL=500ms")
+	r := supervise(t, env, "node", childJS())
+	r.stdout.waitFor(t, "ready", 20*time.Second)
+	r.stderr.waitFor(t, "vault login renewed", 15*time.Second)
+
+	// Kubernetes-style delivery: write elsewhere, rename into place.
+	fresh := wrap()
+	write(t, file+".new", fresh)
+	if err := os.Rename(file+".new", file); err != nil {
+		t.Fatal(err)
+	}
+	r.stderr.waitFor(t, "credential file changed; logging in again", 10*time.Second)
+	r.stderr.waitFor(t, "vault login renewed", 10*time.Second)
+	// The new wrapping token was consumed by that login.
+	if _, err := v.Root.Logical().Write("sys/wrapping/lookup", map[string]any{"token": fresh}); err == nil {
+		t.Error("the new wrapped secret ID was not used")
+	}
+	if strings.Contains(r.stderr.text(), "vault login failed") {
+		t.Errorf("a re-login failed:\n%s", r.stderr.text())
+	}
+	assertNoSecrets(t, r.stderr.text(), fresh)
 }

@@ -102,9 +102,23 @@ func (c *Client) loginAppRole(ctx context.Context) (*Auth, error) {
 		src = "AION_VAULT_APPROLE_SECRET_ID_FILE " + c.cfg.SecretIDFile
 	}
 	if !uuidRE.MatchString(secretID) {
-		var err error
-		if secretID, err = c.unwrapSecretID(ctx, secretID, src); err != nil {
-			return nil, err
+		// A wrapping token is single use: keep what it unwrapped to, so a
+		// re-login after the token's max TTL works until a new wrapped
+		// secret ID arrives (as Vault Agent's AppRole auto-auth does).
+		wrapped := secretID
+		c.mu.Lock()
+		cached, ok := c.unwrapped[wrapped]
+		c.mu.Unlock()
+		if ok {
+			secretID = cached
+		} else {
+			var err error
+			if secretID, err = c.unwrapSecretID(ctx, wrapped, src); err != nil {
+				return nil, err
+			}
+			c.mu.Lock()
+			c.unwrapped = map[string]string{wrapped: secretID}
+			c.mu.Unlock()
 		}
 	}
 	method, err := approle.NewAppRoleAuth(c.cfg.RoleID, &approle.SecretID{FromString: secretID},

@@ -30,8 +30,9 @@ type Client struct {
 	log    *slog.Logger
 	mounts mountCache
 
-	mu   sync.Mutex
-	auth *Auth // the live login; replaced by Reauth
+	mu        sync.Mutex
+	auth      *Auth             // the live login; replaced by KeepAlive
+	unwrapped map[string]string // the last wrapping token -> its secret ID
 }
 
 // requestTimeout bounds one HTTP request; a fleet must not hang on a Vault

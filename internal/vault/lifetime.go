@@ -27,6 +27,7 @@ func (c *Client) KeepAlive(ctx context.Context, reauth <-chan struct{}) {
 		if done := c.watch(ctx, a, reauth); done {
 			return
 		}
+		failed := "" // the failure we are in, logged once
 		for {
 			na, err := c.login(ctx)
 			if err == nil {
@@ -38,7 +39,10 @@ func (c *Client) KeepAlive(ctx context.Context, reauth <-chan struct{}) {
 				break
 			}
 			wait := b.Next()
-			c.log.Warn("vault login failed; retrying", "method", c.cfg.AuthMethod, "err", err, "retry_in", wait.Round(time.Millisecond))
+			if msg := err.Error(); msg != failed {
+				c.log.Warn("vault login failed; retrying with backoff", "method", c.cfg.AuthMethod, "err", err)
+				failed = msg
+			}
 			select {
 			case <-ctx.Done():
 				return
