@@ -124,4 +124,6 @@ func (p *Postgres) psqlErr(sql string) (string, error) {
 }
 
 // sqlString quotes s as an SQL string literal.
-func sqlString(s string) string { return "'" + string(bytes.ReplaceAll([]byte(s), []byte("'"), []byte("''"))) + "'" }
+func sqlString(s string) string {
+	return "'" + string(bytes.ReplaceAll([]byte(s), []byte("'"), []byte("''"))) + "'"
+}
