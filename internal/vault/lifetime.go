@@ -56,33 +56,46 @@ func (c *Client) KeepAlive(ctx context.Context, reauth <-chan struct{}) {
 // re-login is asked for (false), or until ctx ends (true).
 func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) bool {
 	var (
-		expiring <-chan time.Time // nil: the token never expires
-		ended    <-chan error
-		renewed  <-chan *api.RenewOutput
+		due     <-chan time.Time // nil: the token never expires
+		ended   <-chan error
+		renewed <-chan *api.RenewOutput
 	)
 	if a != nil && a.TTL > 0 {
-		w, err := c.api.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: a.secret})
-		if a.Renewable && err == nil {
-			stopped := make(chan struct{})
-			go func() { defer close(stopped); w.Start() }()
-			defer func() { w.Stop(); <-stopped }()
-			ended, renewed = w.DoneCh(), w.RenewCh()
-		} else {
-			// Not renewable: log in again shortly before it expires.
-			t := time.NewTimer(a.TTL * 9 / 10)
-			defer t.Stop()
-			expiring = t.C
+		// Vault's LifetimeWatcher renews the moment it starts; a token
+		// fresh from a login needs nothing until two thirds of its TTL,
+		// and a fleet restarting together must not double its start-up
+		// requests. A token that cannot be renewed is replaced at 90%.
+		at := a.TTL * 2 / 3
+		if !a.Renewable {
+			at = a.TTL * 9 / 10
 		}
+		t := time.NewTimer(at)
+		defer t.Stop()
+		due = t.C
 	}
+	var stopWatcher func()
+	defer func() {
+		if stopWatcher != nil {
+			stopWatcher()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return true
 		case <-reauth:
 			return false
-		case <-expiring:
-			c.log.Info("vault token is about to expire")
-			return false
+		case <-due:
+			due = nil
+			w, err := c.api.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: a.secret})
+			if !a.Renewable || err != nil {
+				c.log.Info("vault token is about to expire")
+				return false
+			}
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); w.Start() }()
+			stopWatcher = func() { w.Stop(); <-stopped }
+			ended, renewed = w.DoneCh(), w.RenewCh()
 		case err := <-ended:
 			if err != nil {
 				c.log.Warn("vault token renewal failed", "err", short(err))

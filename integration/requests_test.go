@@ -1,0 +1,85 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// auditPaths lists, in order, the request paths Vault's file audit device
+// logged for the token with accessor.
+func auditPaths(t *testing.T, log, accessor string) []string {
+	t.Helper()
+	f, err := os.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var paths []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Type string `json:"type"`
+			Auth struct {
+				Accessor string `json:"accessor"`
+			} `json:"auth"`
+			Request struct {
+				Path string `json:"path"`
+			} `json:"request"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "request" && e.Auth.Accessor == accessor {
+			paths = append(paths, e.Request.Path)
+		}
+	}
+	return paths
+}
+
+// TestFrugalWithVault: a start costs one token lookup, one mount listing and
+// one read per secret; each poll after that exactly one read per secret.
+func TestFrugalWithVault(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	log := filepath.Join(t.TempDir(), "audit.log")
+	if err := v.Root.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file",
+		Options: map[string]string{"file_path": log, "hmac_accessor": "false"}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := v.Root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"svc"}, TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := tokenEnv(v, tok.Auth.ClientToken)
+	for i := 1; i <= 5; i++ {
+		v.KVPut("secret", fmt.Sprintf("aionos/dev/s%d", i), map[string]any{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"})
+		env = append(env, fmt.Sprintf("AION_S%d_SECRET_PATH=aionos/dev/s%d", i, i))
+	}
+	env = append(env, "AION_POLL_INTERVAL=500ms", "AION_RENDER_DIR="+t.TempDir())
+	r := supervise(t, env, "node", childJS())
+	r.stdout.waitFor(t, "ready", 20*time.Second)
+	start := auditPaths(t, log, tok.Auth.Accessor)
+	if len(start) != 7 || start[0] != "auth/token/lookup-self" || start[1] != "sys/internal/ui/mounts" {
+		t.Errorf("requests at start: %d, want 7 (lookup-self, mounts, 5 reads):\n%s", len(start), strings.Join(start, "\n"))
+	}
+	for range 3 {
+		r.stderr.waitFor(t, "msg=polled", 5*time.Second)
+	}
+	after := auditPaths(t, log, tok.Auth.Accessor)[len(start):]
+	if len(after) != 15 {
+		t.Errorf("requests in 3 polls: %d, want 15:\n%s", len(after), strings.Join(after, "\n"))
+	}
+	for _, p := range after {
+		if !strings.HasPrefix(p, "secret/data/aionos/dev/s") {
+			t.Errorf("a poll made a request that is not a read: %s", p)
+		}
+	}
+}
