@@ -25,27 +25,6 @@ import (
 	"github.com/aionos/aion-exec/internal/bootstrap"
 )
 
-// aionIn is aion with the binary's working directory set to dir: dev
-// bootstrap writes .vault/ and .env.vault.dev into the current directory.
-func aionIn(t testing.TB, dir string, env []string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, aionBin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(baseEnv(), env...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run aion-exec: %v", err)
-	}
-	return result{code, so.String(), se.String()}
-}
-
 // vaultClient is a plain API client for addr with token, deaf to the
 // developer's VAULT_* variables.
 func vaultClient(t testing.TB, addr, token string) *api.Client {

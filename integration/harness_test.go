@@ -246,9 +246,17 @@ type result struct {
 // ours: tests must not lean on the developer's VAULT_* variables).
 func aion(t testing.TB, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return aionIn(t, "", env, args...)
+}
+
+// aionIn is aion with the binary's working directory set to dir: dev
+// bootstrap writes .vault/ and .env.vault.dev into the current directory.
+func aionIn(t testing.TB, dir string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, aionBin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(baseEnv(), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se

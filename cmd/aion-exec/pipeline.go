@@ -51,12 +51,12 @@ func renderOptions(cfg *config.Config) render.Options {
 }
 
 // read reads every secret and returns it as template data.
-func (p *pipeline) read(ctx context.Context) (render.Data, []*vault.Secret, error) {
+func (p *pipeline) read(ctx context.Context) (render.Data, error) {
 	secrets, err := p.vault.ReadAll(ctx, p.cfg.Secrets)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return dataOf(p.cfg, secrets), secrets, nil
+	return dataOf(p.cfg, secrets), nil
 }
 
 func dataOf(cfg *config.Config, secrets []*vault.Secret) render.Data {
@@ -67,50 +67,46 @@ func dataOf(cfg *config.Config, secrets []*vault.Secret) render.Data {
 	return d
 }
 
-// render reads and renders; nothing is written.
-func (p *pipeline) render(ctx context.Context) (render.Data, *render.Output, error) {
-	data, _, err := p.read(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	out, err := p.set.Render(data)
-	if err != nil {
-		return nil, nil, err
-	}
-	return data, out, nil
-}
-
-func once(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// prepare runs every step before a child can start: templates, login, read,
+// render, then the file outputs are written. Any failure stops it before
+// anything is written.
+func prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pipeline, render.Data, *render.Output, error) {
 	t0 := time.Now()
 	p, err := start(ctx, cfg, log)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	_, out, err := p.render(ctx)
+	data, err := p.read(ctx)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
+	}
+	out, err := p.set.Render(data)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	written, err := out.WriteFiles()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	log.Info("rendered", "files", len(out.Files), "written", len(written), "dir", cfg.RenderDir, "took", time.Since(t0).Round(time.Millisecond))
-	return nil
+	log.Debug("rendered", "env", len(out.Env), "files", len(out.Files), "written", len(written),
+		"dir", cfg.RenderDir, "took", time.Since(t0).Round(time.Microsecond))
+	return p, data, out, nil
+}
+
+func once(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	_, _, out, err := prepare(ctx, cfg, log)
+	if err == nil {
+		log.Info("rendered", "files", len(out.Files), "dir", cfg.RenderDir)
+	}
+	return err
 }
 
 // printEnv prints the rendered environment as `export NAME='value'` lines
 // that sh and bash eval back to the exact values. File outputs are written
-// too, since env variables such as AION_GATEWAY_API_KEYS_FILE name them.
+// too, since variables such as AION_GATEWAY_API_KEYS_FILE name them.
 func printEnv(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
-	p, err := start(ctx, cfg, log)
+	_, _, out, err := prepare(ctx, cfg, log)
 	if err != nil {
-		return err
-	}
-	_, out, err := p.render(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := out.WriteFiles(); err != nil {
 		return err
 	}
 	var b strings.Builder

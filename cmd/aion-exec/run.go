@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -21,19 +20,10 @@ import (
 // then keep the login alive and the outputs current until the child exits.
 // It returns the child's exit status.
 func superviseChild(ctx context.Context, cfg *config.Config, log *slog.Logger, environ, command []string, st streams) (int, error) {
-	t0 := time.Now()
-	p, err := start(ctx, cfg, log)
+	p, data, out, err := prepare(ctx, cfg, log)
 	if err != nil {
 		return 0, err
 	}
-	data, out, err := p.render(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := out.WriteFiles(); err != nil {
-		return 0, err
-	}
-	log.Debug("rendered", "env", len(out.Env), "files", len(out.Files), "took", time.Since(t0).Round(time.Microsecond))
 
 	sup := supervise.New(supervise.Options{
 		Args:        command,
@@ -61,12 +51,9 @@ func superviseChild(ctx context.Context, cfg *config.Config, log *slog.Logger, e
 		HostFields: cfg.HostFields,
 		ReloadName: signalName(cfg.ReloadSignal),
 		Log:        log,
-		Read: func(ctx context.Context) (render.Data, error) {
-			d, _, err := p.read(ctx)
-			return d, err
-		},
-		Load:      func() (*render.Set, error) { return render.Load(renderOptions(cfg)) },
-		Transient: vault.Transient,
+		Read:       p.read,
+		Load:       func() (*render.Set, error) { return render.Load(renderOptions(cfg)) },
+		Transient:  vault.Transient,
 		Apply: func(a watch.Action, env []string) {
 			switch a {
 			case watch.Restart:
