@@ -1,0 +1,179 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+// child is one started process; exited delivers its wait status once reaped.
+type child struct {
+	pid    int
+	exited <-chan syscall.WaitStatus
+}
+
+// launcher starts and signals children for one Run.
+type launcher struct {
+	opts *Options
+	log  *slog.Logger
+	// foreground: give each child's group the terminal, decided once per Run
+	// because after the first child took it aion-exec no longer has it.
+	foreground bool
+}
+
+// start starts Args with env. On failure it returns the shell's status for
+// it, 127 when the program is missing and 126 when it cannot be executed,
+// and an error that carries the same status for sysexits.Code.
+func (l *launcher) start(env []string) (child, int, error) {
+	name := l.opts.Args[0]
+	path := lookPath(name, pathOf(env))
+	if path == "" {
+		return child{}, 127, sysexits.Wrap(127, fmt.Errorf("%s: command not found", name))
+	}
+	files := []*os.File{l.opts.Stdin, l.opts.Stdout, l.opts.Stderr}
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
+	}
+	sys := &syscall.SysProcAttr{Setpgid: l.opts.Group}
+	if l.foreground {
+		sys.Foreground, sys.Ctty = true, int(fds[0])
+	}
+	pid, exited, err := reap.start(path, l.opts.Args, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
+	runtime.KeepAlive(files)
+	if err != nil {
+		code, err := execError(name, path, err)
+		return child{}, code, sysexits.Wrap(code, err)
+	}
+	l.log.Info("child started", "pid", pid, "program", name)
+	if l.opts.OnStart != nil {
+		l.opts.OnStart(pid)
+	}
+	return child{pid: pid, exited: exited}, 0, nil
+}
+
+// signal sends sig to c, or to its process group with Options.Group.
+func (l *launcher) signal(c child, sig syscall.Signal) {
+	err := reap.kill(c.pid, l.opts.Group, sig)
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.ESRCH):
+		l.log.Debug("child gone before signal", "pid", c.pid, "signal", signame(sig))
+	default:
+		l.log.Warn("cannot signal child", "pid", c.pid, "signal", signame(sig), "err", err)
+	}
+}
+
+// lookPath finds name as execvp does, in path (the child's PATH, not ours).
+// Like a shell it falls back to a file that is there but not executable, so
+// that exec fails with "permission denied" (126), not "not found" (127).
+// It returns "" when there is nothing to try.
+func lookPath(name, path string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	if name == "" {
+		return ""
+	}
+	denied := ""
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "." // POSIX: an empty PATH entry is the working directory
+		}
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		if fi.Mode()&0o111 != 0 {
+			return p
+		}
+		if denied == "" {
+			denied = p
+		}
+	}
+	return denied
+}
+
+// pathOf returns the last PATH in env (the one getenv sees), or ours.
+func pathOf(env []string) string {
+	for _, kv := range slices.Backward(env) {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return os.Getenv("PATH")
+}
+
+// execError explains a failed exec, with the shell's status for it: 127
+// when something is missing, 126 when it cannot be executed (EACCES,
+// ENOEXEC, ...).
+func execError(name, path string, err error) (int, error) {
+	if !errors.Is(err, syscall.ENOENT) {
+		return 126, fmt.Errorf("%s: %w", name, err)
+	}
+	if _, serr := os.Stat(path); serr == nil {
+		// The file is there: its #! interpreter or its dynamic loader is
+		// not (a glibc binary on Alpine, say).
+		return 127, fmt.Errorf("%s: cannot execute: interpreter or dynamic loader not found: %w", name, err)
+	}
+	return 127, fmt.Errorf("%s: %w", name, err)
+}
+
+// exitCode is the status a shell reports for ws: the exit code, or 128+N
+// when signal N killed the process.
+func exitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// signame is sig as people on call know it: SIGTERM, not "terminated".
+func signame(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return sig.String()
+}
+
+// forwarded reports whether sig is passed on to the child; see
+// Options.Signals for the reasons behind each exception.
+func forwarded(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE, syscall.SIGPROF,
+		syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGABRT,
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, 32, 33:
+		return false
+	}
+	return sig > 0 && sig <= 64
+}
+
+// forwardedSignals lists every signal forwarded, for signal.Notify.
+func forwardedSignals() []os.Signal {
+	var sigs []os.Signal
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		if forwarded(sig) {
+			sigs = append(sigs, sig)
+		}
+	}
+	return sigs
+}
+
+// ownsTerminal reports whether f is aion-exec's controlling terminal with
+// aion-exec's process group in the foreground. Only then may a Group child
+// take the terminal over without stealing it from a shell's foreground job.
+func ownsTerminal(f *os.File) bool {
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
+}

@@ -1,0 +1,295 @@
+// Package supervise runs the service that aion-exec wraps, the way tini does:
+// it starts the child, forwards the signals aion-exec receives, reaps every
+// zombie that ends up with aion-exec (as PID 1, or as a child subreaper
+// otherwise) and reports the child's exit status. When secrets change it
+// reloads the child (sends it a signal) or restarts it with a new environment.
+//
+// It must never log or return the child's environment or arguments: they hold
+// secrets. Logs and errors name the program (argv[0]) and process IDs only.
+//
+// While a Supervisor runs, this package is the process's only waiter for
+// child processes: it reaps with wait4(-1), which would steal the exit status
+// from anything else in the process that starts and waits for a child
+// (os/exec), so nothing else may do so meanwhile.
+package supervise
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+// Options describe the child and how to stop it.
+type Options struct {
+	// Args is the command line. Args[0] is the program: without a slash it
+	// is looked up in the PATH of Env (aion-exec's PATH when Env has none),
+	// as a shell would, and is passed to the program unchanged as argv[0].
+	Args []string
+	// Env is the child's entire environment. nil means an empty one: the
+	// child never inherits aion-exec's environment implicitly, as that holds
+	// Vault credentials.
+	Env []string
+	// Stdin, Stdout and Stderr are handed to the child as descriptors, so a
+	// terminal stays a terminal and no copying goroutine can outlive the
+	// child. nil means aion-exec's own.
+	Stdin, Stdout, Stderr *os.File
+	// StopSignal asks the child to stop, for a restart or when Run's context
+	// ends; SIGTERM when zero. After StopTimeout (10s when zero) the child
+	// gets SIGKILL.
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	// Group starts the child in a process group of its own (which takes
+	// over the terminal's foreground if aion-exec had it, like tini) and
+	// sends every signal to that whole group, like tini -g.
+	Group bool
+	// Logger gets one line per child start, exit, restart and kill. nil
+	// discards.
+	Logger *slog.Logger
+	// Signals, when set, replaces the signals aion-exec receives (a test
+	// seam). When nil, Run catches every signal it forwards and SIGPIPE,
+	// which it drops: that one is about aion-exec's own broken stdout or
+	// stderr, and catching it keeps such a write from killing aion-exec and
+	// orphaning the child. Forwarded are all signals but SIGCHLD (reaping),
+	// SIGURG (the Go runtime's preemption), SIGPROF (the runtime's
+	// profiler), the synchronous faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+	// SIGTRAP, SIGSYS, SIGABRT), job control (SIGTSTP, SIGTTIN, SIGTTOU stop
+	// aion-exec with its child, as a shell expects), and 32 and 33, which
+	// glibc keeps.
+	Signals <-chan os.Signal
+	// OnStart, when set, is called from Run with the PID of each child it
+	// starts, before anything is sent to that child. It must not block.
+	OnStart func(pid int)
+}
+
+// Supervisor owns one child at a time. Run is its only goroutine; Reload and
+// Restart leave requests in a mailbox that Run empties, so they never block
+// and are safe from any goroutine.
+type Supervisor struct {
+	opts Options
+	log  *slog.Logger
+	wake chan struct{} // holds a token while the mailbox may hold requests
+
+	mu      sync.Mutex
+	state   int // idle, running or finished
+	reloads []syscall.Signal
+	env     []string // the newest environment a Restart asked for
+	restart bool
+}
+
+const (
+	idle = iota
+	running
+	finished
+)
+
+// New returns a Supervisor for opts, with the defaults filled in.
+func New(opts Options) *Supervisor {
+	opts.Args = slices.Clone(opts.Args)
+	opts.Env = slices.Clone(opts.Env)
+	if opts.Stdin == nil {
+		opts.Stdin = os.Stdin
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.StopSignal == 0 {
+		opts.StopSignal = syscall.SIGTERM
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 10 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Supervisor{opts: opts, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Reload sends sig to the running child (its group with Options.Group). It
+// is a no-op when no child runs, and while one is being stopped for a
+// restart, since its successor starts on the newest files anyway.
+func (s *Supervisor) Reload(sig syscall.Signal) {
+	s.mu.Lock()
+	if s.state != running {
+		s.mu.Unlock()
+		return
+	}
+	s.reloads = append(s.reloads, sig)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// Restart stops the child (StopSignal, StopTimeout, SIGKILL), waits until it
+// is reaped, and starts it again with env as its entire environment.
+// Restarts asked for while one is under way are coalesced: the child ends up
+// on the last env. Before Run, env replaces Options.Env; after Run returned,
+// or once a signal that ends the child was forwarded (see Run), Restart is a
+// no-op.
+func (s *Supervisor) Restart(env []string) {
+	s.mu.Lock()
+	if s.state == finished {
+		s.mu.Unlock()
+		return
+	}
+	s.env, s.restart = slices.Clone(env), true
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Supervisor) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a token is already waiting; Run reads the whole mailbox
+	}
+}
+
+// take empties the mailbox.
+func (s *Supervisor) take() (reloads []syscall.Signal, env []string, restart bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reloads, env, restart = s.reloads, s.env, s.restart
+	s.reloads, s.env, s.restart = nil, nil, false
+	return reloads, env, restart
+}
+
+// Run starts the child and owns it until it exits on its own, or until ctx
+// ends, which stops it gracefully. It returns the status aion-exec should
+// exit with: the child's exit code, or 128+N if signal N killed it, and a nil
+// error; Run returns only once the child is reaped. If a child cannot be
+// started, the error says why as a shell would, with status 127 for a command
+// not found and 126 for one that cannot be executed; the error carries that
+// status too, for sysexits.Code.
+//
+// Forwarded signals never end Run by themselves (the child decides, as under
+// tini), but once SIGINT, SIGTERM, SIGQUIT or StopSignal has been forwarded
+// no new child is started: a restart under way ends with the old child's
+// status, and later Restarts are ignored, since an orchestrator asked for the
+// end.
+//
+// Run may be called once.
+func (s *Supervisor) Run(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	if s.state != idle {
+		s.mu.Unlock()
+		return sysexits.Software, sysexits.Wrap(sysexits.Software, errors.New("supervise: run called twice"))
+	}
+	s.state = running
+	env := s.opts.Env
+	if s.restart {
+		env, s.env, s.restart = s.env, nil, false
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.state, s.reloads, s.env, s.restart = finished, nil, nil, false
+		s.mu.Unlock()
+	}()
+	if len(s.opts.Args) == 0 {
+		return sysexits.Usage, sysexits.Wrap(sysexits.Usage, errors.New("supervise: no command to run"))
+	}
+
+	defer reap.acquire(s.log)()
+	sigs := s.opts.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 64)
+		signal.Notify(ch, append(forwardedSignals(), syscall.SIGPIPE)...)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+	return s.loop(ctx, sigs, env)
+}
+
+// loop is Run's select loop: the one place that changes the child.
+func (s *Supervisor) loop(ctx context.Context, sigs <-chan os.Signal, env []string) (int, error) {
+	l := launcher{opts: &s.opts, log: s.log, foreground: s.opts.Group && ownsTerminal(s.opts.Stdin)}
+	c, code, err := l.start(env)
+	if err != nil {
+		return code, err
+	}
+	var (
+		next     []string // the environment to start with once c is gone
+		restart  bool     // c is being stopped to be replaced
+		quit     bool     // start no more children
+		stopping bool     // c was sent StopSignal
+		timer    *time.Timer
+		kill     <-chan time.Time
+		done     = ctx.Done()
+	)
+	stop := func(reason string) {
+		if stopping {
+			return
+		}
+		stopping = true
+		s.log.Info("stopping child", "pid", c.pid, "signal", signame(s.opts.StopSignal), "reason", reason)
+		l.signal(c, s.opts.StopSignal)
+		timer = time.NewTimer(s.opts.StopTimeout)
+		kill = timer.C
+	}
+	for {
+		select {
+		case ws := <-c.exited:
+			if timer != nil {
+				timer.Stop()
+				timer, kill = nil, nil
+			}
+			code := exitCode(ws)
+			s.log.Info("child exited", "pid", c.pid, "code", code)
+			if !restart || quit {
+				return code, nil
+			}
+			// Restarts asked for while c was stopping are coalesced into
+			// this one; reloads for c are moot.
+			if _, env, ok := s.take(); ok {
+				next = env
+			}
+			if c, code, err = l.start(next); err != nil {
+				return code, err
+			}
+			next, restart, stopping = nil, false, false
+		case sig, ok := <-sigs:
+			if !ok {
+				sigs = nil
+				continue
+			}
+			n, ok := sig.(syscall.Signal)
+			if !ok || !forwarded(n) {
+				continue
+			}
+			s.log.Debug("forwarding signal", "pid", c.pid, "signal", signame(n))
+			l.signal(c, n)
+			if n == syscall.SIGINT || n == syscall.SIGTERM || n == syscall.SIGQUIT || n == s.opts.StopSignal {
+				quit = true
+			}
+		case <-s.wake:
+			reloads, env, ok := s.take()
+			if ok && !quit {
+				next, restart = env, true
+				stop("restart")
+			}
+			if !stopping {
+				for _, sig := range reloads {
+					s.log.Debug("reloading child", "pid", c.pid, "signal", signame(sig))
+					l.signal(c, sig)
+				}
+			}
+		case <-kill:
+			kill = nil
+			s.log.Warn("child did not stop in time, killing it", "pid", c.pid, "timeout", s.opts.StopTimeout)
+			l.signal(c, syscall.SIGKILL)
+		case <-done:
+			done, quit = nil, true
+			stop("shutdown")
+		}
+	}
+}
