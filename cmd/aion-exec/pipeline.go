@@ -211,19 +211,19 @@ func keyList(set *render.Set, cfg *config.Config, keys []string) string {
 // credentials unless passing them is asked for, plus the rendered variables
 // (which win).
 func childEnv(cfg *config.Config, environ, rendered []string) []string {
-	drop := func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		if !cfg.PassVaultCreds && slices.Contains(cfg.CredentialEnvVars, name) {
-			return true
+	drop := make(map[string]bool, len(rendered)+len(cfg.CredentialEnvVars))
+	if !cfg.PassVaultCreds {
+		for _, name := range cfg.CredentialEnvVars {
+			drop[name] = true
 		}
-		return slices.ContainsFunc(rendered, func(r string) bool {
-			rn, _, _ := strings.Cut(r, "=")
-			return rn == name
-		})
+	}
+	for _, kv := range rendered {
+		name, _, _ := strings.Cut(kv, "=")
+		drop[name] = true
 	}
 	out := make([]string, 0, len(environ)+len(rendered))
 	for _, kv := range environ {
-		if !drop(kv) {
+		if name, _, _ := strings.Cut(kv, "="); !drop[name] {
 			out = append(out, kv)
 		}
 	}
