@@ -124,3 +124,31 @@ func TestHalfClosedConnection(t *testing.T) {
 		t.Errorf("half-closed: exit code %d, want 69 (%v)", got, err)
 	}
 }
+
+// The SDK reads VAULT_TOKEN, VAULT_NAMESPACE and VAULT_WRAP_TTL from the
+// process environment; only the validated configuration may count. OSS
+// Vault has no namespaces, so the header is checked on the wire.
+func TestClientIgnoresInheritedVaultEnv(t *testing.T) {
+	t.Setenv("VAULT_TOKEN", "hvs.inherited")
+	t.Setenv("VAULT_NAMESPACE", "inherited-ns")
+	t.Setenv("VAULT_WRAP_TTL", "5m")
+	t.Setenv("VAULT_HEADERS", `{"X-Injected": "1"}`)
+	type seen struct{ token, ns, wrap, injected string }
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header.Get("X-Vault-Token"), r.Header.Get("X-Vault-Namespace"), r.Header.Get("X-Vault-Wrap-TTL"), r.Header.Get("X-Injected")}
+		io.WriteString(w, `{"data":{"accessor":"a","policies":["default"],"ttl":0,"renewable":false}}`)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(&config.Config{VaultAddr: srv.URL, KVMount: "secret", AuthMethod: "token", Token: "hvs.configured",
+		Namespace: "team-a", StartupTimeout: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != (seen{"hvs.configured", "team-a", "", ""}) {
+		t.Errorf("request headers: %+v", s)
+	}
+}
