@@ -46,16 +46,30 @@ func (c *Client) Login(ctx context.Context) (*Auth, error) {
 	return a, nil
 }
 
+// login authenticates on a private copy of the client (a login passes
+// through other tokens, a wrapping token among them, that concurrent reads
+// must never use), then hands the new token to the shared client.
 func (c *Client) login(ctx context.Context) (*Auth, error) {
+	lc, err := c.api.CloneWithHeaders()
+	if err != nil {
+		return nil, fmt.Errorf("copy the Vault client: %w", err)
+	}
+	isolate(lc)
+	var a *Auth
 	switch c.cfg.AuthMethod {
 	case "approle":
-		return c.loginAppRole(ctx)
+		a, err = c.loginAppRole(ctx, lc)
 	default:
-		return c.loginToken(ctx)
+		a, err = c.loginToken(ctx, lc)
 	}
+	if err != nil {
+		return nil, err
+	}
+	c.api.SetToken(lc.Token())
+	return a, nil
 }
 
-func (c *Client) loginToken(ctx context.Context) (*Auth, error) {
+func (c *Client) loginToken(ctx context.Context, lc *api.Client) (*Auth, error) {
 	token, src := c.cfg.Token, "AION_VAULT_TOKEN"
 	if c.cfg.TokenFile != "" {
 		var err error
@@ -64,8 +78,8 @@ func (c *Client) loginToken(ctx context.Context) (*Auth, error) {
 		}
 		src = "AION_VAULT_TOKEN_FILE " + c.cfg.TokenFile
 	}
-	c.api.SetToken(token)
-	s, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
+	lc.SetToken(token)
+	s, err := lc.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
 		err = fail("look up the token from "+src, err)
 		if sysexits.Code(err) == sysexits.NoPerm {
@@ -92,7 +106,7 @@ var secretIDPathRE = regexp.MustCompile(`^auth/.+/role/[^/]+/(custom-)?secret-id
 // uuidRE matches a plain secret ID; anything else is treated as a wrapping token.
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-func (c *Client) loginAppRole(ctx context.Context) (*Auth, error) {
+func (c *Client) loginAppRole(ctx context.Context, lc *api.Client) (*Auth, error) {
 	secretID, src := c.cfg.SecretID, "AION_VAULT_APPROLE_SECRET_ID"
 	if c.cfg.SecretIDFile != "" {
 		var err error
@@ -113,7 +127,7 @@ func (c *Client) loginAppRole(ctx context.Context) (*Auth, error) {
 			secretID = cached
 		} else {
 			var err error
-			if secretID, err = c.unwrapSecretID(ctx, wrapped, src); err != nil {
+			if secretID, err = unwrapSecretID(ctx, lc, wrapped, src); err != nil {
 				return nil, err
 			}
 			c.mu.Lock()
@@ -126,8 +140,8 @@ func (c *Client) loginAppRole(ctx context.Context) (*Auth, error) {
 	if err != nil {
 		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("set up approle login: %w", err))
 	}
-	c.api.ClearToken()
-	s, err := c.api.Auth().Login(ctx, method)
+	lc.ClearToken()
+	s, err := lc.Auth().Login(ctx, method)
 	if err != nil {
 		var re *api.ResponseError
 		if errors.As(err, &re) && re.StatusCode == 400 {
@@ -148,10 +162,10 @@ func (c *Client) loginAppRole(ctx context.Context) (*Auth, error) {
 // secret-id endpoint before unwrapping it: a token that wraps something
 // else (a root token, say) must not be consumed, as Vault's response-wrapping
 // guidance advises. Unwrapping is single use.
-func (c *Client) unwrapSecretID(ctx context.Context, wrapped, src string) (string, error) {
-	c.api.SetToken(wrapped)
-	defer c.api.ClearToken()
-	info, err := c.api.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": wrapped})
+func unwrapSecretID(ctx context.Context, lc *api.Client, wrapped, src string) (string, error) {
+	lc.SetToken(wrapped)
+	defer lc.ClearToken()
+	info, err := lc.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": wrapped})
 	if err != nil {
 		if isInvalidWrap(err) {
 			return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was already used or has expired; issue a new wrapped secret ID", src))
@@ -162,7 +176,7 @@ func (c *Client) unwrapSecretID(ctx context.Context, wrapped, src string) (strin
 	if !secretIDPathRE.MatchString(path) {
 		return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was created by %q, not by an AppRole secret-id endpoint; refusing to unwrap it", src, path))
 	}
-	s, err := c.api.Logical().UnwrapWithContext(ctx, "")
+	s, err := lc.Logical().UnwrapWithContext(ctx, "")
 	if err != nil {
 		if isInvalidWrap(err) {
 			return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was already used or has expired; issue a new wrapped secret ID", src))

@@ -60,11 +60,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("create Vault client for %s: %w", cfg.VaultAddr, err))
 	}
-	c.ClearToken()
 	c.SetHeaders(http.Header{})
 	c.SetNamespace(cfg.Namespace)
-	c.SetWrappingLookupFunc(func(string, string) string { return "" })
+	isolate(c)
 	return &Client{api: c, cfg: cfg, log: log}, nil
+}
+
+// isolate undoes what the SDK takes from the process environment on every
+// NewClient and Clone: a VAULT_TOKEN, and VAULT_WRAP_TTL, which would wrap
+// our own requests. Headers (VAULT_HEADERS, VAULT_NAMESPACE) are set by the
+// caller.
+func isolate(c *api.Client) {
+	c.ClearToken()
+	c.SetWrappingLookupFunc(func(string, string) string { return "" })
 }
 
 // API exposes the underlying client for callers that need a raw request.
