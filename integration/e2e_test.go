@@ -7,20 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// repoRoot is the checkout this test file lives in.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
 
 // dbAnswer is what the example service's /db answers.
 type dbAnswer struct {
@@ -62,14 +54,8 @@ func TestEndToEndRotationAndMove(t *testing.T) {
 	if r := aionIn(t, work, []string{"AION_VAULT_ADDR=" + v.Addr}, "dev", "bootstrap"); r.Code != 0 {
 		t.Fatalf("dev bootstrap: exit %d\n%s", r.Code, r.Stderr)
 	}
-	var unseal struct {
-		RootToken string `json:"root_token"`
-	}
-	b, err := os.ReadFile(filepath.Join(work, ".vault", "dev-unseal.json"))
-	if err != nil || json.Unmarshal(b, &unseal) != nil {
-		t.Fatalf("read unseal file: %v", err)
-	}
-	root := vaultClient(t, v.Addr, unseal.RootToken)
+	rootToken := unsealRoot(t, work)
+	root := vaultClient(t, v.Addr, rootToken)
 	kv := root.KVv2("secret")
 	seeded, err := kv.Get(t.Context(), "aionos/dev/db-main")
 	if err != nil {
@@ -190,5 +176,5 @@ func TestEndToEndRotationAndMove(t *testing.T) {
 	if n := strings.Count(r.stdout.text(), "ready pid="); n != 2 {
 		t.Errorf("%d service starts, want 2 (one restart)", n)
 	}
-	assertNoSecrets(t, r.stderr.text(), password, rotated, unseal.RootToken)
+	assertNoSecrets(t, r.stderr.text(), password, rotated, rootToken)
 }

@@ -36,26 +36,18 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/aionos/aion-exec/internal/config"
 )
 
-// exRepo is the repository's root directory.
-func exRepo() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
 // exRel names path relative to the repository, for messages.
 func exRel(p string) string {
-	if r, err := filepath.Rel(exRepo(), p); err == nil {
+	if r, err := filepath.Rel(repoRoot(), p); err == nil {
 		return r
 	}
 	return p
@@ -71,7 +63,7 @@ func exYAMLFiles(t testing.TB) []string {
 	t.Helper()
 	var out []string
 	for _, dir := range []string{exComposeDir, exKubeDir} {
-		err := filepath.WalkDir(filepath.Join(exRepo(), dir), func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Join(repoRoot(), dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -173,7 +165,7 @@ type exCompose struct {
 
 func exLoadCompose(t testing.TB) *exCompose {
 	t.Helper()
-	dir := filepath.Join(exRepo(), exComposeDir)
+	dir := filepath.Join(repoRoot(), exComposeDir)
 	file := filepath.Join(dir, "docker-compose.yml")
 	docs := exDocs(t, file)
 	if len(docs) != 1 {
@@ -616,7 +608,7 @@ type exKube struct {
 
 func exLoadKube(t testing.TB) *exKube {
 	t.Helper()
-	k := &exKube{dir: filepath.Join(exRepo(), exKubeDir), objects: map[string]map[string]map[string]any{}, files: map[string]string{}}
+	k := &exKube{dir: filepath.Join(repoRoot(), exKubeDir), objects: map[string]map[string]map[string]any{}, files: map[string]string{}}
 	for _, f := range exYAMLFiles(t) {
 		if !strings.HasPrefix(f, k.dir+string(filepath.Separator)) {
 			continue
@@ -726,7 +718,7 @@ func exProduced(t testing.TB) map[string]string {
 	t.Helper()
 	var files []string
 	for _, glob := range []string{"templates/*.env.tmpl", "examples/*/templates/*.env.tmpl"} {
-		m, err := filepath.Glob(filepath.Join(exRepo(), glob))
+		m, err := filepath.Glob(filepath.Join(repoRoot(), glob))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -875,8 +867,8 @@ func TestExamplesEnvKnown(t *testing.T) {
 // exDockerfiles lists the repository's Dockerfile and the examples' ones.
 func exDockerfiles(t testing.TB) []string {
 	t.Helper()
-	out := []string{filepath.Join(exRepo(), "Dockerfile")}
-	m, err := filepath.Glob(filepath.Join(exRepo(), exComposeDir, "*Dockerfile"))
+	out := []string{filepath.Join(repoRoot(), "Dockerfile")}
+	m, err := filepath.Glob(filepath.Join(repoRoot(), exComposeDir, "*Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -897,7 +889,7 @@ func TestExamplesImagesAndPaths(t *testing.T) {
 	}
 	exists := func(where, p string, dir bool) {
 		t.Helper()
-		if !strings.HasPrefix(p, exRepo()+string(filepath.Separator)) && p != exRepo() {
+		if !strings.HasPrefix(p, repoRoot()+string(filepath.Separator)) && p != repoRoot() {
 			t.Errorf("%s names %s, outside the repository", where, p)
 		}
 		st, err := os.Stat(p)
@@ -1074,7 +1066,7 @@ func TestExamplesImagesAndPaths(t *testing.T) {
 // that user. The example Node service's Dockerfile copies that binary from
 // where it is and runs as non-root under aion-exec.
 func TestExamplesDockerfile(t *testing.T) {
-	root := exRepo()
+	root := repoRoot()
 	df := filepath.Join(root, "Dockerfile")
 	stages := exDockerfile(t, df)
 	if len(stages) < 2 {
@@ -1370,7 +1362,7 @@ func TestExamplesKubernetesManifests(t *testing.T) {
 // of examples/node-service/templates.
 func exSameTemplates(t *testing.T, name string, data map[string]any) {
 	t.Helper()
-	dir := filepath.Join(exRepo(), "examples/node-service/templates")
+	dir := filepath.Join(repoRoot(), "examples/node-service/templates")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -1444,42 +1436,6 @@ func (p *exProc) hostEnv(t testing.TB, vaultAddr string, vaultHosts []string, dr
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-// exRun runs a program with env in dir (not aion-exec: a shell step).
-func exRun(t testing.TB, dir string, env []string, name string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %s: %v", name, err)
-	}
-	return result{code, so.String(), se.String()}
-}
-
-// exUnsealRoot reads the root token from dev bootstrap's unseal file.
-func exUnsealRoot(t testing.TB, dir string) string {
-	t.Helper()
-	var u struct {
-		RootToken string `json:"root_token"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, ".vault", "dev-unseal.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &u); err != nil || u.RootToken == "" {
-		t.Fatalf("unseal file: %v", err)
-	}
-	return u.RootToken
 }
 
 // exChildScript prints the child's environment, a separator line and the
@@ -1642,7 +1598,7 @@ func TestExamplesComposeTopology(t *testing.T) {
 	for _, f := range []string{".vault/dev-unseal.json", ".env.vault.dev"} {
 		assertMode(t, filepath.Join(workdir, f), 0o600)
 	}
-	root := vaultClient(t, v.Addr, exUnsealRoot(t, workdir))
+	root := vaultClient(t, v.Addr, unsealRoot(t, workdir))
 	kv := root.KVv2("secret")
 	ctx := context.Background()
 	dbBefore, err := kv.Get(ctx, "aionos/dev/db-main")
@@ -1670,7 +1626,7 @@ func TestExamplesComposeTopology(t *testing.T) {
 	}
 	shEnv := append(cfgSvc.hostEnv(t, v.Addr, vaultHosts, drop...),
 		"PATH="+filepath.Dir(vaultBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+t.TempDir())
-	r = exRun(t, dir, shEnv, "sh", script)
+	r = runIn(t, dir, shEnv, "sh", script)
 	if r.Code != 0 {
 		t.Fatalf("vault-config exited %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -1698,7 +1654,7 @@ func TestExamplesComposeTopology(t *testing.T) {
 	if b, _ := os.ReadFile(tokenFile); strings.TrimSpace(string(b)) != envVars["AION_VAULT_TOKEN"] {
 		t.Error("the token file does not hold .env.vault.dev's token")
 	}
-	for _, secret := range []string{exUnsealRoot(t, workdir), envVars["AION_VAULT_TOKEN"], exStr(db.Data["password"])} {
+	for _, secret := range []string{unsealRoot(t, workdir), envVars["AION_VAULT_TOKEN"], exStr(db.Data["password"])} {
 		if strings.Contains(r.Stdout+r.Stderr, secret) {
 			t.Error("vault-config prints a token or a password")
 		}
@@ -1706,7 +1662,7 @@ func TestExamplesComposeTopology(t *testing.T) {
 	// Again: nothing to do.
 	versions := kvVersions(t, root)
 	tokenStat, _ := os.Stat(tokenFile)
-	r = exRun(t, dir, shEnv, "sh", script)
+	r = runIn(t, dir, shEnv, "sh", script)
 	if r.Code != 0 {
 		t.Fatalf("vault-config, second run, exited %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -1717,7 +1673,7 @@ func TestExamplesComposeTopology(t *testing.T) {
 		t.Error("vault-config's second run replaced an unchanged token file (aion-exec would log in again)")
 	}
 	// With arguments: a vault command with the root token (README.md).
-	r = exRun(t, dir, shEnv, "sh", script, "kv", "get", "-mount=secret", "-field=host", "aionos/dev/db-main")
+	r = runIn(t, dir, shEnv, "sh", script, "kv", "get", "-mount=secret", "-field=host", "aionos/dev/db-main")
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "postgres" {
 		t.Errorf("vault-config kv get: exit %d, %q; want postgres\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -1877,7 +1833,7 @@ func TestExamplesKubernetesAppRole(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("dev bootstrap exited %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	rootTok := exUnsealRoot(t, work)
+	rootTok := unsealRoot(t, work)
 	root := vaultClient(t, v.Addr, rootTok)
 	ctx := context.Background()
 
@@ -1892,7 +1848,7 @@ func TestExamplesKubernetesAppRole(t *testing.T) {
 		if !bytes.Contains(readme, []byte("vault "+strings.Join(args, " "))) {
 			t.Errorf("README.md does not say `vault %s`", strings.Join(args, " "))
 		}
-		r := exRun(t, work, vaultEnv, vaultBin, args...)
+		r := runIn(t, work, vaultEnv, vaultBin, args...)
 		if r.Code != 0 {
 			t.Fatalf("vault %v exited %d: %s", args, r.Code, r.Stderr)
 		}

@@ -253,11 +253,17 @@ func aion(t testing.TB, env []string, args ...string) result {
 // bootstrap writes .vault/ and .env.vault.dev into the current directory.
 func aionIn(t testing.TB, dir string, env []string, args ...string) result {
 	t.Helper()
+	return runIn(t, dir, append(baseEnv(), env...), aionBin, args...)
+}
+
+// runIn runs a program to completion in dir with exactly env.
+func runIn(t testing.TB, dir string, env []string, name string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, aionBin, args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(baseEnv(), env...)
+	cmd.Env = env
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -265,9 +271,31 @@ func aionIn(t testing.TB, dir string, env []string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("run aion-exec: %v", err)
+		t.Fatalf("run %s: %v", name, err)
 	}
 	return result{code, so.String(), se.String()}
+}
+
+// repoRoot is the checkout this file lives in.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// unsealRoot reads the root token from dev bootstrap's unseal file in dir.
+func unsealRoot(t testing.TB, dir string) string {
+	t.Helper()
+	var u struct {
+		RootToken string `json:"root_token"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ".vault", "dev-unseal.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &u); err != nil || u.RootToken == "" {
+		t.Fatalf("unseal file: %v", err)
+	}
+	return u.RootToken
 }
 
 // baseEnv is a minimal environment for children: PATH and HOME only.
