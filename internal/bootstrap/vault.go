@@ -445,8 +445,10 @@ func (b *bootstrapper) enableAppRole(ctx context.Context) error {
 }
 
 // roleSettings are what each service's AppRole is held to. A login lasts an
-// hour and renews up to a day; a secret ID is good for a day, enough for a
-// deploy to hand it over and the service to log in again after restarts.
+// hour and renews up to a day; a secret ID is good for a day. A plain secret
+// ID lets a service log in again after a restart; a wrapped one is spent by
+// its first unwrap, and aion-exec keeps what it unwrapped to only for the
+// life of the process, so a restarted service needs a new wrapped secret ID.
 var roleSettings = map[string]any{
 	"token_ttl":     "1h",
 	"token_max_ttl": "24h",
