@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -239,5 +240,20 @@ func TestBadConfigNamesEveryVariable(t *testing.T) {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
 		}
+	}
+}
+
+// SIGTERM while waiting for Vault ends aion-exec at once, before any child.
+func TestSIGTERMWhileWaitingForVault(t *testing.T) {
+	t.Parallel()
+	addr := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	r := supervise(t, []string{"AION_VAULT_ADDR=" + addr, "AION_VAULT_TOKEN=x", "AION_STARTUP_TIMEOUT=5m", "AION_DB_SECRET_PATH=a/b"}, "sh", "-c", "echo child-started")
+	r.stderr.waitFor(t, "waiting for vault", 10*time.Second)
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	if code := r.wait(t); code != 143 {
+		t.Errorf("exit %d, want 143", code)
+	}
+	if !strings.Contains(r.stderr.text(), "stopped before the child started") || strings.Contains(r.stdout.text(), "child-started") {
+		t.Errorf("stderr:\n%s\nstdout:\n%s", r.stderr.text(), r.stdout.text())
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/aionos/aion-exec/internal/config"
 	"github.com/aionos/aion-exec/internal/sysexits"
@@ -92,17 +94,23 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	// Until a child runs and the supervisor forwards signals, SIGINT and
+	// SIGTERM end aion-exec itself, even as PID 1 (where the kernel would
+	// otherwise ignore them) and even in the middle of waiting for Vault.
+	sctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	switch cmd {
 	case "once":
-		err = once(ctx, cfg, log)
+		err = once(sctx, cfg, log)
 	case "env":
-		err = printEnv(ctx, cfg, log, stdout)
+		err = printEnv(sctx, cfg, log, stdout)
 	case "check":
-		err = check(ctx, cfg, log, stdout)
+		err = check(sctx, cfg, log, stdout)
 	case "dev bootstrap":
-		err = devBootstrap(ctx, cfg, log, stdout)
+		err = devBootstrap(sctx, cfg, log, stdout)
 	default:
-		code, err := superviseChild(ctx, cfg, log, environ, child, st)
+		var code int
+		code, err = superviseChild(ctx, sctx, stop, cfg, log, environ, child, st)
 		if code != 0 || err == nil {
 			// The child's status, or a shell's 126/127 with err saying why.
 			if err != nil {
@@ -110,7 +118,14 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			}
 			return code
 		}
-		return report(stderr, err)
+	}
+	if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
+		// A signal, not stop(): the shell's 128+N, as if it had ended us.
+		fmt.Fprintf(stderr, "aion-exec: stopped before the child started: %v\n", cause)
+		if strings.Contains(cause.Error(), "interrupt") {
+			return 128 + int(syscall.SIGINT)
+		}
+		return 128 + int(syscall.SIGTERM)
 	}
 	return report(stderr, err)
 }

@@ -18,12 +18,14 @@ import (
 
 // superviseChild is the entrypoint mode: render everything, start the child,
 // then keep the login alive and the outputs current until the child exits.
-// It returns the child's exit status.
-func superviseChild(ctx context.Context, cfg *config.Config, log *slog.Logger, environ, command []string, st streams) (int, error) {
-	p, data, out, err := prepare(ctx, cfg, log)
+// It returns the child's exit status. Until the child starts, a signal
+// cancels prepCtx; stopSignals then hands signals over to the supervisor.
+func superviseChild(ctx, prepCtx context.Context, stopSignals func(), cfg *config.Config, log *slog.Logger, environ, command []string, st streams) (int, error) {
+	p, data, out, err := prepare(prepCtx, cfg, log)
 	if err != nil {
 		return 0, err
 	}
+	stopSignals()
 
 	sup := supervise.New(supervise.Options{
 		Args:        command,
