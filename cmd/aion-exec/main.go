@@ -119,7 +119,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			return code
 		}
 	}
-	if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
+	if cause := context.Cause(sctx); cause != nil && cause != context.Canceled && ctx.Err() == nil { // not errors.Is: a signal cause "is" Canceled
 		// A signal, not stop(): the shell's 128+N, as if it had ended us.
 		fmt.Fprintf(stderr, "aion-exec: stopped before the child started: %v\n", cause)
 		if strings.Contains(cause.Error(), "interrupt") {
