@@ -3,8 +3,11 @@
 # against a real Vault, PostgreSQL and Node.js (see integration/).
 set -euo pipefail
 cd "$(dirname "$0")"
+test -z "$(gofmt -l $(git ls-files '*.go'))" || { gofmt -l $(git ls-files '*.go'); echo "gofmt: files above need formatting" >&2; exit 1; }
 go vet ./...
 go vet -tags integration ./integration/
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags integration ./integration/
 go test -race -count=1 ./...
 (cd examples/node-service && npm ci --no-audit --no-fund --silent)
 go test -tags integration -count=1 -timeout 45m ./integration/

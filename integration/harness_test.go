@@ -352,16 +352,6 @@ func (lr *lineReader) text() string {
 	return strings.Join(lr.all, "\n")
 }
 
-// mustJSON is for building test payloads.
-func mustJSON(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // initRaft initialises and unseals a Vault started with startVaultConfig,
 // mounts KV v2 at secret/, and returns the unseal key (for after restarts).
 func (v *Vault) initRaft() string {
