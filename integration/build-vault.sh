@@ -6,7 +6,7 @@
 set -euo pipefail
 
 VAULT_VERSION=${VAULT_VERSION:-v1.19.0}
-cache=${AION_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aion-exec}
+cache=${AION_TEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/aion-exec}
 dir="$cache/vault-$VAULT_VERSION"
 bin="$dir/vault"
 
@@ -35,12 +35,7 @@ chmod -R u+w "$work"
 cd "$work"
 # The release's go.mod replaces api, sdk and api/auth/* with directories of its
 # own tree; the module zip lacks them, so take the published versions instead.
-go mod edit -json | sed -n 's/.*"Path": "\([^"]*\)".*/\1/p' >/dev/null
-for old in $(go mod edit -json | awk '
-	/"Replace": \[/ {inrep=1}
-	inrep && /"Old": \{/ {getline; gsub(/.*"Path": "|",?$/, ""); old=$0}
-	inrep && /"New": \{/ {getline; if ($0 ~ /"Path": "\.\//) {print old}}
-'); do
+for old in $(sed -n 's|^replace \([^ ]*\) => \./.*|\1|p' go.mod); do
 	go mod edit -dropreplace="$old"
 done
 GOFLAGS=-mod=mod CGO_ENABLED=0 go build -tags minimal -trimpath -ldflags "-s -w" -o "$dir/vault.tmp" .
