@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -170,16 +171,19 @@ func parseFlags(cmd string, args, environ []string, stdout io.Writer) (map[strin
 	return env, fs.Args(), nil
 }
 
+var secretNameRE = regexp.MustCompile(`^[A-Z0-9_]+$`)
+
 // secretList collects --secret NAME=PATH flags as AION_<NAME>_SECRET_PATH.
 type secretList [][2]string
 
 func (l *secretList) String() string { return "" }
 func (l *secretList) Set(v string) error {
 	name, path, ok := strings.Cut(v, "=")
-	if !ok || name == "" || path == "" {
-		return fmt.Errorf("want NAME=PATH, got %q", v)
+	name = strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	if !ok || !secretNameRE.MatchString(name) || path == "" {
+		return fmt.Errorf("want NAME=PATH with NAME of letters, digits, _ or -, got %q", v)
 	}
-	*l = append(*l, [2]string{"AION_" + strings.ToUpper(name) + "_SECRET_PATH", path})
+	*l = append(*l, [2]string{"AION_" + name + "_SECRET_PATH", path})
 	return nil
 }
 

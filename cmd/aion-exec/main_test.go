@@ -28,9 +28,11 @@ func TestRun(t *testing.T) {
 		{"dev without bootstrap", []string{"dev"}, base, 64, "", "usage: aion-exec dev bootstrap", ""},
 		{"bad flag", []string{"--no-such-flag", "--", "true"}, base, 64, "", "flag provided but not defined: -no-such-flag", ""},
 		{"no token flag", []string{"--vault-token=x", "--", "true"}, base, 64, "", "flag provided but not defined: -vault-token", ""},
-		{"bad secret flag", []string{"--secret", "db", "--", "true"}, base, 64, "", `want NAME=PATH, got "db"`, ""},
+		{"bad secret flag", []string{"--secret", "db", "--", "true"}, base, 64, "", `want NAME=PATH with NAME of letters, digits, _ or -, got "db"`, ""},
 		{"flag wins over env", []string{"--poll-interval=soon", "check"}, append(base, "AION_POLL_INTERVAL=5s"), 64, "", `AION_POLL_INTERVAL is "soon"`, "hvs.never-printed"},
 		{"config error", []string{"check"}, []string{"AION_VAULT_TOKEN=hvs.never-printed"}, 64, "", "aion-exec: AION_VAULT_ADDR is not set", "hvs.never-printed"},
+		{"secret flag dashes", []string{"--secret", "gateway-api-keys=a/${AION_ENV}/b", "check"}, base, 64, "", "AION_GATEWAY_API_KEYS_SECRET_PATH uses ${AION_ENV}", ""},
+		{"secret flag bad name", []string{"--secret", "a.b=x", "check"}, base, 64, "", `got "a.b=x"`, ""},
 		{"secret flag path checked", []string{"--secret", "db=a/${AION_ENV}/b", "check"}, base, 64, "", "AION_DB_SECRET_PATH uses ${AION_ENV} but AION_ENV is not set", ""},
 		{"vault down", []string{"--startup-timeout=1s", "once"}, base, 69, "", "gave up after AION_STARTUP_TIMEOUT=1s", "hvs.never-printed"},
 	}
