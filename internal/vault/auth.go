@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -79,7 +80,13 @@ func (c *Client) loginToken(ctx context.Context, lc *api.Client) (*Auth, error) 
 		src = "AION_VAULT_TOKEN_FILE " + c.cfg.TokenFile
 	}
 	lc.SetToken(token)
+	// The mount listing needs nothing but the token: ask for it while the
+	// token is looked up, and a start costs one round trip less. Its
+	// failures are left to ReadAll, which lists again if this did not.
+	var listed sync.WaitGroup
+	listed.Go(func() { c.loadMounts(ctx, lc) })
 	s, err := lc.Auth().Token().LookupSelfWithContext(ctx)
+	listed.Wait()
 	if err != nil {
 		err = fail("look up the token from "+src, err)
 		if sysexits.Code(err) == sysexits.NoPerm {

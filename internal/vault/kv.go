@@ -55,7 +55,7 @@ const maxParallel = 8
 // the mounts are known. It returns every failure, not only the first, joined
 // in configuration order; the exit code is the first failure's.
 func (c *Client) ReadAll(ctx context.Context, secrets []config.Secret) ([]*Secret, error) {
-	if err := c.loadMounts(ctx); err != nil {
+	if err := c.loadMounts(ctx, c.api); err != nil {
 		return nil, err
 	}
 	out := make([]*Secret, len(secrets))
@@ -205,16 +205,17 @@ func (mc *mountCache) put(path string, version int) {
 	}
 }
 
-// loadMounts lists every mount the token may see, once per client. A token
-// without access to the listing falls back to per-path lookups.
-func (c *Client) loadMounts(ctx context.Context) error {
+// loadMounts lists every mount the token may see, once per client, with the
+// token of ac. A token without access to the listing falls back to per-path
+// lookups.
+func (c *Client) loadMounts(ctx context.Context, ac *api.Client) error {
 	c.mounts.mu.Lock()
 	done := c.mounts.listed || c.mounts.byPath != nil
 	c.mounts.mu.Unlock()
 	if done {
 		return nil
 	}
-	sec, err := c.api.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts")
+	sec, err := ac.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts")
 	if err != nil {
 		if Transient(err) {
 			return fail("list KV mounts", err)

@@ -134,7 +134,7 @@ func TestClientIgnoresInheritedVaultEnv(t *testing.T) {
 	t.Setenv("VAULT_WRAP_TTL", "5m")
 	t.Setenv("VAULT_HEADERS", `{"X-Injected": "1"}`)
 	type seen struct{ token, ns, wrap, injected string }
-	got := make(chan seen, 1)
+	got := make(chan seen, 10) // the token lookup and the mount listing
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- seen{r.Header.Get("X-Vault-Token"), r.Header.Get("X-Vault-Namespace"), r.Header.Get("X-Vault-Wrap-TTL"), r.Header.Get("X-Injected")}
 		io.WriteString(w, `{"data":{"accessor":"a","policies":["default"],"ttl":0,"renewable":false}}`)
@@ -148,7 +148,15 @@ func TestClientIgnoresInheritedVaultEnv(t *testing.T) {
 	if _, err := c.Login(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if s := <-got; s != (seen{"hvs.configured", "team-a", "", ""}) {
-		t.Errorf("request headers: %+v", s)
+	close(got)
+	n := 0
+	for s := range got {
+		n++
+		if s != (seen{"hvs.configured", "team-a", "", ""}) {
+			t.Errorf("request headers: %+v", s)
+		}
+	}
+	if n == 0 {
+		t.Error("no request seen")
 	}
 }
