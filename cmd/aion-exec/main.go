@@ -24,6 +24,14 @@ import (
 var version = ""
 
 func main() {
+	// aion-exec's heap is small and mostly garbage from each poll; the
+	// default GOGC=100 lets it double before a collection and the process
+	// settles near 16 MiB RSS. At 25 it settles near 13.5 MiB (measured
+	// with 5 secrets at a 100ms poll); the extra collections cost
+	// microseconds. GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr))
 }
 
