@@ -27,6 +27,7 @@ type scope struct {
 type chain struct {
 	base   scope
 	idents []string
+	node   parse.Node // for its "name:line:col", computed only on error
 }
 
 // analysis is what Load learns from a template's parse tree.
@@ -40,7 +41,7 @@ type analysis struct {
 	refs    map[string]bool              // root keys read: secrets and EnvKey
 	names   map[string]bool              // field names and string literals, see Output.names
 	files   map[string]bool              // renderPath "name" literals
-	chains  map[string]chain             // error location -> chain at it
+	chains  []chain                      // every field chain, for missing-key errors
 	actions map[*parse.ActionNode]string // printing actions -> description for valueError
 }
 
@@ -57,7 +58,6 @@ func analyze(t *template.Template) *analysis {
 		refs:    map[string]bool{},
 		names:   map[string]bool{},
 		files:   map[string]bool{},
-		chains:  map[string]chain{},
 		actions: map[*parse.ActionNode]string{},
 	}
 	w := &walker{analysis: a, tmpl: t, seen: map[string]bool{}, cur: map[string]bool{}}
@@ -245,8 +245,9 @@ func (w *walker) chain(n parse.Node, base scope, idents []string) scope {
 	if len(idents) == 0 {
 		return base
 	}
-	loc, _ := w.tree.ErrorContext(n)
-	w.chains[loc] = chain{base, idents}
+	// The location is not formatted here: ErrorContext counts lines from
+	// the top, which made Load quadratic in the template's size.
+	w.chains = append(w.chains, chain{base, idents, n})
 	v := base
 	for _, id := range idents {
 		w.names[id] = true

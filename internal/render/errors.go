@@ -68,7 +68,14 @@ func (t *Template) execError(err error, data Data) error {
 // loc, using the chain that Load recorded there. Key names come from the
 // template's text, so they are safe to print.
 func (t *Template) missingKey(loc, key string) string {
-	c, ok := t.chains[loc]
+	var c chain
+	ok := false
+	for _, ch := range t.chains {
+		if l, _ := t.tmpl.Tree.ErrorContext(ch.node); l == loc {
+			c, ok = ch, true
+			break
+		}
+	}
 	i := slices.Index(c.idents, key)
 	if !ok || i < 0 {
 		return "no key " + key
