@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sync"
 	"syscall"
 
@@ -21,11 +22,18 @@ import (
 // It returns the child's exit status. Until the child starts, a signal
 // cancels prepCtx; stopSignals then hands signals over to the supervisor.
 func superviseChild(ctx, prepCtx context.Context, stopSignals func(), cfg *config.Config, log *slog.Logger, environ, command []string, st streams) (int, error) {
+	// Catch the signals to forward while the secrets are read, not after.
+	sigs := make(chan os.Signal, 64)
+	caught := make(chan struct{})
+	go func() { defer close(caught); supervise.Notify(sigs) }()
+	defer func() { <-caught; signal.Stop(sigs) }()
+
 	p, data, out, err := prepare(prepCtx, cfg, log)
 	if err != nil {
 		return 0, err
 	}
 	stopSignals()
+	<-caught
 
 	sup := supervise.New(supervise.Options{
 		Args:        command,
@@ -37,6 +45,7 @@ func superviseChild(ctx, prepCtx context.Context, stopSignals func(), cfg *confi
 		StopTimeout: cfg.StopTimeout,
 		Group:       cfg.SignalGroup,
 		Logger:      log,
+		Signals:     sigs,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -27,8 +27,9 @@ func (b *Backoff) Next() time.Duration {
 // Reset starts over after a success.
 func (b *Backoff) Reset() { b.n = 0 }
 
-// Jitter spreads d by ±10%, so a fleet started together polls apart.
+// Jitter spreads d downwards by up to 10%, so a fleet started together
+// polls apart and no wait is longer than d: a change must reach the child
+// within one interval.
 func Jitter(d time.Duration) time.Duration {
-	j := d / 10
-	return d - j + rand.N(2*j+1)
+	return d - rand.N(d/10+1)
 }

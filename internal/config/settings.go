@@ -40,7 +40,7 @@ var Settings = []Setting{
 	{Env: "AION_TEMPLATES_DIR", Usage: "directory of *.tmpl templates; adds to and overrides the built-ins"},
 	{Env: "AION_RENDER_DIR", Default: "$XDG_RUNTIME_DIR/aion-exec or /run/aion-exec", Usage: "directory for rendered files (created 0700)"},
 	{Env: "AION_FILE_MODE", Default: "0600", Usage: "mode of rendered files (never world-accessible)"},
-	{Env: "AION_POLL_INTERVAL", Default: "60s", Usage: "how often secrets are re-read (±10% jitter)"},
+	{Env: "AION_POLL_INTERVAL", Default: "60s", Usage: "how often secrets are re-read (less up to 10% jitter)"},
 	{Env: "AION_RESTART_ON", Default: "host", Usage: "host, env or never: what restarts the child instead of a reload signal"},
 	{Env: "AION_HOST_FIELDS", Default: "host,hostname,port,database,dbname,endpoint,address,addr,url,uri", Usage: "secret fields whose change restarts the child (RESTART_ON=host)"},
 	{Env: "AION_RELOAD_SIGNAL", Default: "SIGHUP", Usage: "signal sent on a change that needs no restart; none sends nothing"},

@@ -203,11 +203,19 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	sigs := s.opts.Signals
 	if sigs == nil {
 		ch := make(chan os.Signal, 64)
-		signal.Notify(ch, append(forwardedSignals(), syscall.SIGPIPE)...)
+		Notify(ch)
 		defer signal.Stop(ch)
 		sigs = ch
 	}
 	return s.loop(ctx, sigs, env)
+}
+
+// Notify relays to c every signal that Run forwards, plus SIGPIPE (which
+// Run drops), for a caller that hands c to Options.Signals. Registering ~45
+// signals takes the better part of a millisecond: a caller may do it while
+// it prepares, off the path to the child's start. Stop with signal.Stop.
+func Notify(c chan<- os.Signal) {
+	signal.Notify(c, append(forwardedSignals(), syscall.SIGPIPE)...)
 }
 
 // loop is Run's select loop: the one place that changes the child.

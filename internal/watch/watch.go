@@ -129,6 +129,10 @@ func (l *Loop) Run(ctx context.Context, set *render.Set, data render.Data, out *
 		case <-ctx.Done():
 			return nil
 		case <-poll.C:
+			// The next poll is timed from this one's start, so a slow read
+			// does not stretch the interval.
+			started := time.Now()
+			next := func(d time.Duration) { poll.Reset(max(0, d-time.Since(started))) }
 			data, err := l.Read(ctx)
 			l.Log.Debug("polled", "ok", err == nil, "goroutines", runtime.NumGoroutine())
 			if err != nil {
@@ -143,7 +147,7 @@ func (l *Loop) Run(ctx context.Context, set *render.Set, data render.Data, out *
 				if l.Transient == nil || l.Transient(err) {
 					wait = b.Next()
 				}
-				poll.Reset(wait)
+				next(wait)
 				continue
 			}
 			if degraded != "" {
@@ -151,8 +155,8 @@ func (l *Loop) Run(ctx context.Context, set *render.Set, data render.Data, out *
 				degraded = ""
 			}
 			b.Reset()
-			poll.Reset(l.jittered())
 			l.update(&st, st.set, data, &renderFailed)
+			next(l.jittered())
 		case ev := <-fsEvents:
 			// Any event in the templates directory counts: a ConfigMap
 			// update shows only as a swap of its ..data symlink.
