@@ -43,10 +43,13 @@ func TestSoak300Rotations(t *testing.T) {
 	if got := strings.Count(r.stdout.text(), "sighup"); got != n {
 		t.Errorf("%d SIGHUPs for %d rotations", got, n)
 	}
-	if end.fds != base.fds {
+	// A leak grows with the rotations (150 between the two samples); an
+	// idle keep-alive connection to Vault opening or closing moves these
+	// by one descriptor and two goroutines.
+	if end.fds > base.fds+1 {
 		t.Errorf("open descriptors went from %d to %d", base.fds, end.fds)
 	}
-	if end.goroutines > base.goroutines {
+	if end.goroutines > base.goroutines+2 {
 		t.Errorf("goroutines went from %d to %d", base.goroutines, end.goroutines)
 	}
 	if end.rssKiB > base.rssKiB+2048 {
