@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/aionos/aion-exec/internal/backoff"
 	"github.com/aionos/aion-exec/internal/sysexits"
+	"github.com/aionos/aion-exec/internal/vault"
 )
 
 // bootstrapper carries one run's state from step to step.
@@ -84,23 +84,10 @@ func fail(op string, err error) error {
 		}
 		return sysexits.Wrap(code, fmt.Errorf("%s: %s", op, msg))
 	}
-	if transient(err) {
+	if vault.Transient(err) {
 		return sysexits.Wrap(sysexits.Unavailable, fmt.Errorf("%s: %w", op, unreachable(err)))
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// transient reports whether waiting may help: Vault not listening yet,
-// restarting, or answering with a 5xx or 429.
-func transient(err error) bool {
-	var re *api.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500
-	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.DeadlineExceeded) ||
-		strings.Contains(err.Error(), "EOF")
 }
 
 // unreachable shortens a dial error to its cause ("connection refused").
