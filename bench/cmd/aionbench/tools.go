@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Variant is how a change reaches the child.
+type Variant string
+
+const (
+	Reload  Variant = "reload"  // the child gets SIGHUP and keeps running
+	Restart Variant = "restart" // the child is stopped and started with the new environment
+)
+
+// tool is one way of starting the child with the same secrets.
+type tool struct {
+	Name     string
+	Binary   string    // what runs; empty for the floor
+	Variants []Variant // change delivery modes it offers
+	// command builds the wrapper's command line for n secrets; configs go
+	// into dir, which is the tool's own and outlives the run.
+	command func(b *bench, n int, v Variant, dir, events string) (*exec.Cmd, error)
+	// inProcess, when set, replaces command: the launch measurement times
+	// this function instead of a process.
+	inProcess func(b *bench, n int) error
+}
+
+// baseEnv is the environment every wrapper starts with: nothing from the
+// caller's shell (no stray VAULT_TOKEN), only what a container would have.
+func baseEnv(dir, events string) []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + dir,
+		"BENCH_EVENTS=" + events,
+	}
+}
+
+func newCmd(name string, args []string, env []string, dir string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	cmd.Dir = dir
+	// A group of its own, so that cleanup can kill whatever the wrapper
+	// left behind; stdout/stderr go to a log for post-mortems.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// envName is the variable that carries field f of secret i: S001_F1.
+func envName(i, f int) string { return fmt.Sprintf("S%03d_F%d", i, f) }
+
+func floorTool() tool {
+	return tool{
+		Name: "floor",
+		command: func(b *bench, n int, v Variant, dir, events string) (*exec.Cmd, error) {
+			return newCmd(b.child, nil, baseEnv(dir, events), dir), nil
+		},
+	}
+}
+
+// vaultFloorTool is what Vault itself takes to answer the requests that
+// aion-exec needs at start (token lookup, mount listing, then the n reads,
+// 8 at a time) from a bare HTTP client on fresh connections: whatever a
+// wrapper adds to launch → child start beyond this and the child's own start
+// is the wrapper's doing.
+func vaultFloorTool() tool {
+	return tool{
+		Name: "vault-floor",
+		inProcess: func(b *bench, n int) error {
+			tr := &http.Transport{MaxIdleConnsPerHost: 8}
+			defer tr.CloseIdleConnections()
+			token, err := b.tokenFor("vault-floor", n)
+			if err != nil {
+				return err
+			}
+			v := &vaultAPI{addr: b.vault.addr, token: token, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+			ctx := context.Background()
+			if err := v.do(ctx, "GET", "auth/token/lookup-self", nil, nil); err != nil {
+				return err
+			}
+			if err := v.do(ctx, "GET", "sys/internal/ui/mounts", nil, nil); err != nil {
+				return err
+			}
+			sem := make(chan struct{}, 8)
+			errs := make([]error, n+1)
+			var wg sync.WaitGroup
+			for i := 1; i <= n; i++ {
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					errs[i] = v.do(ctx, "GET", "secret/data/bench/"+secretName(i), nil, nil)
+				})
+			}
+			wg.Wait()
+			return errors.Join(errs...)
+		},
+	}
+}
+
+func aionTool(bin string) tool {
+	return tool{
+		Name: "aion-exec", Binary: bin, Variants: []Variant{Reload, Restart},
+		command: func(b *bench, n int, v Variant, dir, events string) (*exec.Cmd, error) {
+			tdir := filepath.Join(dir, "templates")
+			if err := os.MkdirAll(tdir, 0o700); err != nil {
+				return nil, err
+			}
+			// One user template renders every field of every secret, the
+			// same 5×n variables the peers' env templates render.
+			var t strings.Builder
+			for i := 1; i <= n; i++ {
+				for f := 1; f <= fieldsPerSecret; f++ {
+					fmt.Fprintf(&t, "%s={{ .%s.f%d }}\n", envName(i, f), secretName(i), f)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(tdir, "bench.env.tmpl"), []byte(t.String()), 0o600); err != nil {
+				return nil, err
+			}
+			token, err := b.tokenFor("aion-exec", n)
+			if err != nil {
+				return nil, err
+			}
+			restartOn := "never"
+			if v == Restart {
+				restartOn = "env"
+			}
+			env := append(baseEnv(dir, events),
+				"AION_VAULT_ADDR="+b.vault.addr,
+				"AION_VAULT_TOKEN="+token,
+				"AION_TEMPLATES_DIR="+tdir,
+				"AION_RENDER_DIR="+filepath.Join(dir, "render"),
+				"AION_POLL_INTERVAL="+b.interval.String(),
+				"AION_RESTART_ON="+restartOn,
+				"AION_LOG_LEVEL=warn",
+			)
+			for i := 1; i <= n; i++ {
+				env = append(env, fmt.Sprintf("AION_%s_SECRET_PATH=bench/%s", strings.ToUpper(secretName(i)), secretName(i)))
+			}
+			return newCmd(bin, []string{"--", b.child}, env, dir), nil
+		},
+	}
+}
+
+// agentTool is Vault Agent's process supervisor mode: one env_template per
+// variable (that is its unit), token_file auto-auth, exec with restarts.
+func agentTool(bin string) tool {
+	return tool{
+		Name: "vault-agent", Binary: bin, Variants: []Variant{Restart},
+		command: func(b *bench, n int, v Variant, dir, events string) (*exec.Cmd, error) {
+			token, err := b.tokenFor("vault-agent", n)
+			if err != nil {
+				return nil, err
+			}
+			tokenFile := filepath.Join(dir, "token")
+			if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+				return nil, err
+			}
+			var c strings.Builder
+			fmt.Fprintf(&c, "vault {\n  address = %q\n}\n", b.vault.addr)
+			fmt.Fprintf(&c, "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", tokenFile)
+			fmt.Fprintf(&c, "template_config {\n  static_secret_render_interval = %q\n  exit_on_retry_failure = true\n}\n", b.interval.String())
+			for i := 1; i <= n; i++ {
+				for f := 1; f <= fieldsPerSecret; f++ {
+					contents := fmt.Sprintf(`{{ with secret "secret/data/bench/%s" }}{{ .Data.data.f%d }}{{ end }}`, secretName(i), f)
+					fmt.Fprintf(&c, "env_template %q {\n  contents = %q\n  error_on_missing_key = true\n}\n", envName(i, f), contents)
+				}
+			}
+			fmt.Fprintf(&c, "exec {\n  command = [%q]\n  restart_on_secret_changes = \"always\"\n  restart_stop_signal = \"SIGTERM\"\n}\n", b.child)
+			cfg := filepath.Join(dir, "agent.hcl")
+			if err := os.WriteFile(cfg, []byte(c.String()), 0o600); err != nil {
+				return nil, err
+			}
+			return newCmd(bin, []string{"agent", "-config=" + cfg, "-log-level=warn"}, baseEnv(dir, events), dir), nil
+		},
+	}
+}
+
+// ctTool is consul-template's exec mode. consul-template cannot put a
+// rendered value into the child's environment, so the closest equivalent
+// is its documented pattern: render a file of exports and have the exec'd
+// shell source it and exec the child. The shell's start is part of its cost.
+//
+// KV v2 secrets carry no lease, so consul-template re-reads them after
+// vault.default_lease_duration (5 min by default) times a 0.85–0.95 stagger;
+// default_lease_duration = interval with lease_renewal_threshold = 1 makes
+// that the same ~interval the other tools poll at.
+func ctTool(bin string) tool {
+	return tool{
+		Name: "consul-template", Binary: bin, Variants: []Variant{Reload, Restart},
+		command: func(b *bench, n int, v Variant, dir, events string) (*exec.Cmd, error) {
+			token, err := b.tokenFor("consul-template", n)
+			if err != nil {
+				return nil, err
+			}
+			envFile := filepath.Join(dir, "secrets.env")
+			var t strings.Builder
+			for i := 1; i <= n; i++ {
+				fmt.Fprintf(&t, "{{ with secret \"secret/data/bench/%s\" }}", secretName(i))
+				for f := 1; f <= fieldsPerSecret; f++ {
+					fmt.Fprintf(&t, "export %s='{{ .Data.data.f%d }}'\n", envName(i, f), f)
+				}
+				t.WriteString("{{ end }}")
+			}
+			var c strings.Builder
+			fmt.Fprintf(&c, "log_level = \"warn\"\n")
+			fmt.Fprintf(&c, "vault {\n  address = %q\n  token = %q\n  renew_token = false\n  default_lease_duration = %q\n  lease_renewal_threshold = 1.0\n}\n",
+				b.vault.addr, token, b.interval.String())
+			fmt.Fprintf(&c, "template {\n  contents = %q\n  destination = %q\n  perms = 0600\n  error_on_missing_key = true\n}\n", t.String(), envFile)
+			reload := ""
+			if v == Reload {
+				reload = "  reload_signal = \"SIGHUP\"\n"
+			}
+			fmt.Fprintf(&c, "exec {\n  command = [\"/bin/sh\", \"-c\", %q]\n  kill_signal = \"SIGTERM\"\n  kill_timeout = \"5s\"\n%s}\n",
+				fmt.Sprintf(". '%s' && exec '%s'", envFile, b.child), reload)
+			cfg := filepath.Join(dir, "ct.hcl")
+			if err := os.WriteFile(cfg, []byte(c.String()), 0o600); err != nil {
+				return nil, err
+			}
+			return newCmd(bin, []string{"-config=" + cfg}, baseEnv(dir, events), dir), nil
+		},
+	}
+}

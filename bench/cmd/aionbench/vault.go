@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// vaultAPI is the little of Vault's HTTP API the benchmark needs; the
+// standard library is enough and keeps the bench module free of Vault's SDK.
+type vaultAPI struct {
+	addr, token string
+	hc          *http.Client
+}
+
+func (v *vaultAPI) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, v.addr+"/v1/"+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Vault-Token", v.token)
+	resp, err := v.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil && len(b) > 0 {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// waitHealthy waits for an unsealed, active Vault.
+func (v *vaultAPI) waitHealthy(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for i := 0; time.Now().Before(deadline) && i < 10000; i++ {
+		req, _ := http.NewRequestWithContext(ctx, "GET", v.addr+"/v1/sys/health", nil)
+		resp, err := v.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("vault at %s not healthy after %s", v.addr, timeout)
+}
+
+// benchPolicy is least privilege for every tool: read the bench secrets,
+// look up and renew its own token. sys/internal/ui/mounts needs no grant.
+const benchPolicy = `
+path "secret/data/bench/*" { capabilities = ["read"] }
+path "auth/token/lookup-self" { capabilities = ["read"] }
+path "auth/token/renew-self" { capabilities = ["update"] }
+`
+
+// setupVault writes the policy and seeds max secrets of five fields each.
+func setupVault(ctx context.Context, v *vaultAPI, max int) error {
+	if err := v.do(ctx, "PUT", "sys/policies/acl/bench", map[string]string{"policy": benchPolicy}, nil); err != nil {
+		return err
+	}
+	for i := 1; i <= max; i++ {
+		if err := writeSecret(ctx, v, i, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokenFor returns the token of one tool at one size, made on first use: a
+// scoped, renewable token, what a service would really hold rather than the
+// root token. Each has its own display name, which the audit log shows, so
+// requests are counted per tool even while several tools run at once.
+//
+// A token gets Vault's "default" policy only with -default-policy: that policy
+// is templated, and Vault 1.19 parses a templated policy's HCL again on
+// every request (vault.parseACLPolicyWithTemplating was 41% of Vault's CPU
+// in a profile), which makes each request cost about 1 ms more on a small
+// machine and drowns what the wrappers themselves cost.
+func (b *bench) tokenFor(tool string, n int) (string, error) {
+	name := displayName(tool, n)
+	b.mu.Lock()
+	tok, ok := b.tokens[name]
+	b.mu.Unlock()
+	if ok {
+		return tok, nil
+	}
+	var out struct {
+		Auth struct {
+			ClientToken string `json:"client_token"`
+		} `json:"auth"`
+	}
+	err := b.vault.do(context.Background(), "POST", "auth/token/create", map[string]any{
+		"policies": []string{"bench"}, "ttl": "24h", "renewable": true, "display_name": name,
+		"no_default_policy": !b.withDefault,
+	}, &out)
+	if err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	b.tokens[name] = out.Auth.ClientToken
+	b.mu.Unlock()
+	return out.Auth.ClientToken, nil
+}
+
+// displayName is a token's display name; Vault logs it as "token-" + it.
+func displayName(tool string, n int) string { return fmt.Sprintf("bench-%s-%d", tool, n) }
+
+func secretName(i int) string { return fmt.Sprintf("s%03d", i) }
+
+// writeSecret writes secret i with five random fields; fixed overrides some.
+func writeSecret(ctx context.Context, v *vaultAPI, i int, fixed map[string]string) error {
+	data := map[string]string{}
+	for f := 1; f <= fieldsPerSecret; f++ {
+		data[fmt.Sprintf("f%d", f)] = randomValue()
+	}
+	for k, val := range fixed {
+		data[k] = val
+	}
+	return v.do(ctx, "POST", "secret/data/bench/"+secretName(i), map[string]any{"data": data}, nil)
+}
+
+const fieldsPerSecret = 5
+
+func randomValue() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// setAudit enables or disables the file audit device at b.audit.path.
+func (b *bench) setAudit(ctx context.Context, on bool) error {
+	if !on {
+		return b.vault.do(ctx, "DELETE", "sys/audit/file", nil, nil)
+	}
+	return b.vault.do(ctx, "PUT", "sys/audit/file", map[string]any{
+		"type": "file", "options": map[string]string{"file_path": b.audit.path},
+	}, nil)
+}
+
+// auditEntry is the part of a file audit device line we count.
+type auditEntry struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Request struct {
+		Path      string `json:"path"`
+		Operation string `json:"operation"`
+	} `json:"request"`
+	Auth struct {
+		DisplayName string `json:"display_name"`
+	} `json:"auth"`
+}
+
+// by reports whether e was made with the token of display name name.
+func (e auditEntry) by(name string) bool {
+	return strings.TrimPrefix(e.Auth.DisplayName, "token-") == name
+}
+
+// only keeps the entries made with the token of display name name.
+func only(es []auditEntry, name string) []auditEntry {
+	var out []auditEntry
+	for _, e := range es {
+		if e.by(name) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// auditLog reads the audit device's file from byte offsets, so a run counts
+// only the requests made while it ran.
+type auditLog struct{ path string }
+
+func (a auditLog) size() int64 {
+	fi, err := os.Stat(a.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// requests returns the request and response entries from offset on.
+func (a auditLog) requests(offset int64) ([]auditEntry, error) {
+	f, err := os.Open(a.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var out []auditEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e auditEntry
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Type != "request" && e.Type != "response" {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}
+
+var secretSuffix = regexp.MustCompile(`/s[0-9]{3}$`)
+
+// pathClass folds the per-secret part of a path, so that 100 reads show
+// as one line: secret/data/bench/s042 -> secret/data/bench/*.
+func pathClass(e auditEntry) string {
+	return e.Request.Operation + " " + secretSuffix.ReplaceAllString(e.Request.Path, "/*")
+}
+
+// countBetween counts request entries in [from, to] by path class.
+func countBetween(es []auditEntry, from, to time.Time) (int, map[string]int) {
+	by := map[string]int{}
+	n := 0
+	for _, e := range es {
+		if e.Type != "request" || e.Time.Before(from) || e.Time.After(to) {
+			continue
+		}
+		n++
+		by[pathClass(e)]++
+	}
+	return n, by
+}
+
+// readTimes returns when the given secret path was read, sorted.
+func readTimes(es []auditEntry, path string) []time.Time {
+	var ts []time.Time
+	for _, e := range es {
+		if e.Type == "request" && e.Request.Path == path && e.Request.Operation == "read" {
+			ts = append(ts, e.Time)
+		}
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	return ts
+}
+
+// vaultSpan is when Vault got the first request in [from, to] and when it
+// answered the last one.
+func vaultSpan(es []auditEntry, from, to time.Time) (first, last time.Time) {
+	for _, e := range es {
+		if e.Time.Before(from) || e.Time.After(to) {
+			continue
+		}
+		if e.Type == "request" && (first.IsZero() || e.Time.Before(first)) {
+			first = e.Time
+		}
+		if e.Type == "response" && e.Time.After(last) {
+			last = e.Time
+		}
+	}
+	return first, last
+}

@@ -1,0 +1,131 @@
+// Package startpath replays aion-exec's start path (config → templates →
+// Vault client → login → reads → render → files) step by step in one
+// process, so that Go benchmarks and profiles can say where launch → child
+// start goes. It imports aion-exec's internal packages (the bench module
+// lives under the main module's path, which the internal rule allows) and
+// must only ever read them: it measures, it does not change behaviour.
+package startpath
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aionos/aion-exec/internal/config"
+	"github.com/aionos/aion-exec/internal/render"
+	"github.com/aionos/aion-exec/internal/vault"
+)
+
+// Fields is how many fields each bench secret has, as in bench/run.sh.
+const Fields = 5
+
+// Name is bench secret i's name: s001.
+func Name(i int) string { return fmt.Sprintf("s%03d", i) }
+
+// WriteTemplate writes the bench's user template for n secrets into dir:
+// S001_F1={{ .s001.f1 }} and so on, 5×n lines.
+func WriteTemplate(dir string, n int) error {
+	var t strings.Builder
+	for i := 1; i <= n; i++ {
+		for f := 1; f <= Fields; f++ {
+			fmt.Fprintf(&t, "S%03d_F%d={{ .%s.f%d }}\n", i, f, Name(i), f)
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "bench.env.tmpl"), []byte(t.String()), 0o600)
+}
+
+// Env is the environment aion-exec gets in the benchmark, for n secrets.
+func Env(addr, token, templates, renderDir string, n int) map[string]string {
+	env := map[string]string{
+		"AION_VAULT_ADDR":    addr,
+		"AION_VAULT_TOKEN":   token,
+		"AION_TEMPLATES_DIR": templates,
+		"AION_RENDER_DIR":    renderDir,
+		"AION_POLL_INTERVAL": "2s",
+		"AION_RESTART_ON":    "never",
+		"AION_LOG_LEVEL":     "warn",
+	}
+	for i := 1; i <= n; i++ {
+		env["AION_"+strings.ToUpper(Name(i))+"_SECRET_PATH"] = "bench/" + Name(i)
+	}
+	return env
+}
+
+// Data is template data for n secrets, shaped as Vault's JSON decodes.
+func Data(n int, salt string) render.Data {
+	d := render.Data{render.EnvKey: ""}
+	for i := 1; i <= n; i++ {
+		m := map[string]any{}
+		for f := 1; f <= Fields; f++ {
+			m[fmt.Sprintf("f%d", f)] = fmt.Sprintf("%s-%03d-%d-0123456789abcdef", salt, i, f)
+		}
+		d[Name(i)] = m
+	}
+	return d
+}
+
+// Step is one timed step of the start path.
+type Step struct {
+	Name string
+	Took time.Duration
+}
+
+// Run replays the start path once, with a fresh Vault client (new
+// connections, as a fresh process has), and returns each step's time.
+func Run(ctx context.Context, env map[string]string) ([]Step, error) {
+	var steps []Step
+	t := time.Now()
+	lap := func(name string) {
+		now := time.Now()
+		steps = append(steps, Step{name, now.Sub(t)})
+		t = now
+	}
+	cfg, _, err := config.Load(env, true)
+	if err != nil {
+		return nil, err
+	}
+	lap("config.Load")
+	names := make([]string, len(cfg.Secrets))
+	for i, s := range cfg.Secrets {
+		names[i] = s.Name
+	}
+	set, err := render.Load(render.Options{TemplatesDir: cfg.TemplatesDir, RenderDir: cfg.RenderDir, FileMode: cfg.FileMode, Secrets: names})
+	if err != nil {
+		return nil, err
+	}
+	lap("render.Load (parse templates)")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	vc, err := vault.New(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	lap("vault.New")
+	if _, err := vc.Login(ctx); err != nil {
+		return nil, err
+	}
+	lap("Login (token lookup-self)")
+	secrets, err := vc.ReadAll(ctx, cfg.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	lap("ReadAll (mount listing + reads)")
+	d := render.Data{render.EnvKey: cfg.Env}
+	for _, s := range secrets {
+		d[s.Name] = s.Data
+	}
+	out, err := set.Render(d)
+	if err != nil {
+		return nil, err
+	}
+	lap("Set.Render")
+	if _, err := out.WriteFiles(); err != nil {
+		return nil, err
+	}
+	lap("WriteFiles")
+	return steps, nil
+}
