@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"time"
 
@@ -202,6 +203,11 @@ func (l *Loop) Run(ctx context.Context, set *render.Set, data render.Data, out *
 // update renders data with set and, when the output changed, writes files,
 // then acts. A failure keeps the last good state and is logged once.
 func (l *Loop) update(st *state, set *render.Set, data render.Data, failed *string) {
+	if set == st.set && reflect.DeepEqual(data, st.data) {
+		// The common poll: nothing moved in Vault. Rendering is a function
+		// of templates and data, so skip it and its garbage.
+		return
+	}
 	out, err := set.Render(data)
 	if err != nil {
 		if msg := err.Error(); msg != *failed {
