@@ -96,3 +96,26 @@ func TestWrappedSecretIDFileReloginAndRotation(t *testing.T) {
 	}
 	assertNoSecrets(t, r.stderr.text(), fresh)
 }
+
+// A token that cannot be renewed (an AppRole batch token) is replaced by a
+// fresh login before it expires, and reads never fail.
+func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	roleID := enableAppRole(t, v)
+	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "svc", "token_type": "batch", "token_ttl": "3s"})
+	secretID := v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string)
+	env, _ := watchEnv(t, v)
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "AION_VAULT_TOKEN=") })
+	env = append(env, "AION_VAULT_APPROLE_ROLE_ID="+roleID, "AION_VAULT_APPROLE_SECRET_ID="+secretID, "AION_POLL_INTERVAL=300ms")
+	r := supervise(t, env, "node", childJS())
+	r.stdout.waitFor(t, "ready", 20*time.Second)
+	for range 2 {
+		r.stderr.waitFor(t, "vault token is about to expire", 10*time.Second)
+		r.stderr.waitFor(t, "vault login renewed", 10*time.Second)
+	}
+	r.stderr.waitFor(t, "msg=polled prog=aion-exec ok=true", 5*time.Second)
+	if strings.Contains(r.stderr.text(), "ok=false") {
+		t.Errorf("a read failed around a token replacement:\n%s", r.stderr.text())
+	}
+}

@@ -26,6 +26,7 @@ type Auth struct {
 	TTL       time.Duration // 0: never expires
 	Renewable bool
 	secret    *api.Secret // what the lifetime watcher renews
+	asOf      time.Time   // when the TTL was read: before the request went out
 }
 
 // Login authenticates with the configured method, waiting up to
@@ -56,6 +57,7 @@ func (c *Client) login(ctx context.Context) (*Auth, error) {
 		return nil, fmt.Errorf("copy the Vault client: %w", err)
 	}
 	isolate(lc)
+	asOf := time.Now()
 	var a *Auth
 	switch c.cfg.AuthMethod {
 	case "approle":
@@ -67,6 +69,7 @@ func (c *Client) login(ctx context.Context) (*Auth, error) {
 		return nil, err
 	}
 	c.api.SetToken(lc.Token())
+	a.asOf = asOf
 	return a, nil
 }
 

@@ -61,15 +61,7 @@ func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) boo
 		renewed <-chan *api.RenewOutput
 	)
 	if a != nil && a.TTL > 0 {
-		// Vault's LifetimeWatcher renews the moment it starts; a token
-		// fresh from a login needs nothing until two thirds of its TTL,
-		// and a fleet restarting together must not double its start-up
-		// requests. A token that cannot be renewed is replaced at 90%.
-		at := a.TTL * 2 / 3
-		if !a.Renewable {
-			at = a.TTL * 9 / 10
-		}
-		t := time.NewTimer(at)
+		t := time.NewTimer(time.Until(a.asOf.Add(actAt(a.TTL, a.Renewable))))
 		defer t.Stop()
 		due = t.C
 	}
@@ -107,6 +99,20 @@ func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) boo
 			c.log.Debug("vault token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
 		}
 	}
+}
+
+// actAt is how long after a login to act on its token. Vault's
+// LifetimeWatcher renews the moment it starts; a fresh token needs nothing
+// until two thirds of its TTL, and a fleet restarting together must not
+// double its start-up requests. A token that cannot be renewed is replaced
+// at 90% of its TTL, but at least 2s early: Vault keeps a batch token's
+// creation time in whole seconds, so it may expire up to a second before
+// the TTL runs out on our clock.
+func actAt(ttl time.Duration, renewable bool) time.Duration {
+	if renewable {
+		return ttl * 2 / 3
+	}
+	return max(ttl/2, min(ttl*9/10, ttl-2*time.Second))
 }
 
 // Auth returns the live login.

@@ -160,3 +160,20 @@ func TestClientIgnoresInheritedVaultEnv(t *testing.T) {
 		t.Error("no request seen")
 	}
 }
+
+func TestActAt(t *testing.T) {
+	for _, tt := range []struct {
+		ttl       time.Duration
+		renewable bool
+		want      time.Duration
+	}{
+		{time.Hour, true, 40 * time.Minute},
+		{time.Hour, false, 54 * time.Minute},
+		{10 * time.Second, false, 8 * time.Second},
+		{3 * time.Second, false, 1500 * time.Millisecond},
+	} {
+		if got := actAt(tt.ttl, tt.renewable); got != tt.want {
+			t.Errorf("actAt(%s, %t) = %s, want %s", tt.ttl, tt.renewable, got, tt.want)
+		}
+	}
+}
