@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,16 +33,8 @@ func TestShortTTLTokenIsRenewed(t *testing.T) {
 func TestAppRoleLogsInAgainAfterMaxTTL(t *testing.T) {
 	t.Parallel()
 	v := seeded(t)
-	roleID := enableAppRole(t, v)
-	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "svc", "token_ttl": "2s", "token_max_ttl": "4s"})
+	env := appRoleEnv(t, v, map[string]any{"token_ttl": "2s", "token_max_ttl": "4s"})
 	secretID := v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string)
-	env, _ := watchEnv(t, v)
-	env = append(env[:0:0], env...)
-	for i, kv := range env {
-		if strings.HasPrefix(kv, "AION_VAULT_TOKEN=") {
-			env[i] = "AION_VAULT_APPROLE_ROLE_ID=" + roleID
-		}
-	}
 	env = append(env, "AION_VAULT_APPROLE_SECRET_ID="+secretID, "AION_POLL_INTERVAL=500ms")
 	r := supervise(t, env, "node", childJS())
 	r.stdout.waitFor(t, "ready", 20*time.Second)
@@ -60,8 +53,7 @@ func TestAppRoleLogsInAgainAfterMaxTTL(t *testing.T) {
 func TestWrappedSecretIDFileReloginAndRotation(t *testing.T) {
 	t.Parallel()
 	v := seeded(t)
-	roleID := enableAppRole(t, v)
-	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "svc", "token_ttl": "2s", "token_max_ttl": "3s"})
+	env := appRoleEnv(t, v, map[string]any{"token_ttl": "2s", "token_max_ttl": "3s"})
 	wrap := func() string {
 		ws, err := cloneWithWrap(t, v, "5m").Logical().Write("auth/approle/role/gateway/secret-id", nil)
 		if err != nil {
@@ -72,9 +64,7 @@ func TestWrappedSecretIDFileReloginAndRotation(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "secret-id")
 	write(t, file, wrap())
-	env, _ := watchEnv(t, v)
-	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "AION_VAULT_TOKEN=") })
-	env = append(env, "AION_VAULT_APPROLE_ROLE_ID="+roleID, "AION_VAULT_APPROLE_SECRET_ID_FILE="+file, "AION_POLL_INTERVAL=500ms")
+	env = append(env, "AION_VAULT_APPROLE_SECRET_ID_FILE="+file, "AION_POLL_INTERVAL=500ms")
 	r := supervise(t, env, "node", childJS())
 	r.stdout.waitFor(t, "ready", 20*time.Second)
 	r.stderr.waitFor(t, "vault login renewed", 15*time.Second)
@@ -102,12 +92,9 @@ func TestWrappedSecretIDFileReloginAndRotation(t *testing.T) {
 func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	v := seeded(t)
-	roleID := enableAppRole(t, v)
-	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "svc", "token_type": "batch", "token_ttl": "3s"})
+	env := appRoleEnv(t, v, map[string]any{"token_type": "batch", "token_ttl": "3s"})
 	secretID := v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string)
-	env, _ := watchEnv(t, v)
-	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "AION_VAULT_TOKEN=") })
-	env = append(env, "AION_VAULT_APPROLE_ROLE_ID="+roleID, "AION_VAULT_APPROLE_SECRET_ID="+secretID, "AION_POLL_INTERVAL=300ms")
+	env = append(env, "AION_VAULT_APPROLE_SECRET_ID="+secretID, "AION_POLL_INTERVAL=300ms")
 	r := supervise(t, env, "node", childJS())
 	r.stdout.waitFor(t, "ready", 20*time.Second)
 	for range 2 {
@@ -118,4 +105,18 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 	if strings.Contains(r.stderr.text(), "ok=false") {
 		t.Errorf("a read failed around a token replacement:\n%s", r.stderr.text())
 	}
+}
+
+// appRoleEnv enables AppRole with the role gateway held to settings (its
+// token policy is svc), and returns watchEnv's environment with the role's
+// ID in place of the root token. The caller adds the secret ID.
+func appRoleEnv(t *testing.T, v *Vault, settings map[string]any) []string {
+	t.Helper()
+	roleID := enableAppRole(t, v)
+	role := map[string]any{"token_policies": "svc"}
+	maps.Copy(role, settings)
+	v.Write("auth/approle/role/gateway", role)
+	env, _ := watchEnv(t, v)
+	env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "AION_VAULT_TOKEN=") })
+	return append(env, "AION_VAULT_APPROLE_ROLE_ID="+roleID)
 }
