@@ -6,6 +6,7 @@ package vault
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,9 @@ const requestTimeout = 15 * time.Second
 // validated configuration counts.
 func New(cfg *config.Config, log *slog.Logger) (*Client, error) {
 	hc := cleanhttp.DefaultPooledClient()
+	// cleanhttp's transport has no TLS config, and the SDK's ConfigureTLS
+	// then drops the CA on the floor: give it one to fill in.
+	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	ac := &api.Config{
 		Address:      cfg.VaultAddr,
 		HttpClient:   hc,
