@@ -7,7 +7,8 @@ require (
 	github.com/hashicorp/go-cleanhttp v0.5.2
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/hashicorp/vault/api/auth/approle v0.12.0
-	github.com/sethvargo/go-envconfig v1.4.3
+	github.com/kelseyhightower/envconfig v1.4.0
+	github.com/oklog/run v1.2.0
 	golang.org/x/sys v0.38.0
 	gopkg.in/yaml.v3 v3.0.1
 )

@@ -746,7 +746,7 @@ func exKnown(name string, produced map[string]string) bool {
 	if _, ok := produced[name]; ok {
 		return true
 	}
-	return slices.ContainsFunc(config.Settings, func(s config.Setting) bool { return s.Env == name })
+	return slices.Contains(config.Names(), name)
 }
 
 // ================================================================ tests

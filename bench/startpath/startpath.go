@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aionos/aion-exec/internal/config"
+	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/render"
 	"github.com/aionos/aion-exec/internal/vault"
 )
@@ -76,8 +77,13 @@ type Step struct {
 }
 
 // Run replays the start path once, with a fresh Vault client (new
-// connections, as a fresh process has), and returns each step's time.
+// connections, as a fresh process has), and returns each step's time. The
+// settings come from env, put into the process environment the way
+// aion-exec reads them.
 func Run(ctx context.Context, env map[string]string) ([]Step, error) {
+	for k, v := range env {
+		os.Setenv(k, v)
+	}
 	var steps []Step
 	t := time.Now()
 	lap := func(name string) {
@@ -85,47 +91,36 @@ func Run(ctx context.Context, env map[string]string) ([]Step, error) {
 		steps = append(steps, Step{name, now.Sub(t)})
 		t = now
 	}
-	cfg, _, err := config.Load(env, true)
+	cfg, _, err := config.Load("bench", nil, true)
 	if err != nil {
 		return nil, err
 	}
 	lap("config.Load")
-	names := make([]string, len(cfg.Secrets))
-	for i, s := range cfg.Secrets {
-		names[i] = s.Name
-	}
-	set, err := render.Load(render.Options{TemplatesDir: cfg.TemplatesDir, RenderDir: cfg.RenderDir, FileMode: cfg.FileMode, Secrets: names})
-	if err != nil {
-		return nil, err
-	}
-	lap("render.Load (parse templates)")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	vc, err := vault.New(cfg, log)
+	vc, err := vault.New(vault.Options{Addr: cfg.VaultAddr.V, KVMount: cfg.KVMount.V, StartupTimeout: cfg.StartupTimeout.V,
+		Auth: vault.AuthOptions{Method: cfg.AuthMethod.V, Token: cfg.Token.V}, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	lap("vault.New")
+	refs := make([]vault.Ref, len(cfg.Secrets))
+	names := make([]string, len(cfg.Secrets))
+	for i, s := range cfg.Secrets {
+		refs[i], names[i] = vault.Ref{Name: s.Name, Path: s.Path}, s.Name
+	}
+	r := refresh.New(refresh.Options{Secrets: refs, Label: cfg.Env.V, RestartOn: cfg.RestartOn.V, HostFields: cfg.HostFields.V,
+		Templates: render.Options{TemplatesDir: cfg.TemplatesDir.V, RenderDir: cfg.RenderDir.V, FileMode: cfg.FileMode.V, Secrets: names}}, vc)
+	if err := r.Load(); err != nil {
+		return nil, err
+	}
+	lap("refresh.Load (parse templates)")
 	if _, err := vc.Login(ctx); err != nil {
 		return nil, err
 	}
 	lap("Login (token lookup-self)")
-	secrets, err := vc.ReadAll(ctx, cfg.Secrets)
-	if err != nil {
+	if _, err := r.Refresh(ctx, refresh.All); err != nil {
 		return nil, err
 	}
-	lap("ReadAll (mount listing + reads)")
-	d := render.Data{render.EnvKey: cfg.Env}
-	for _, s := range secrets {
-		d[s.Name] = s.Data
-	}
-	out, err := set.Render(d)
-	if err != nil {
-		return nil, err
-	}
-	lap("Set.Render")
-	if _, err := out.WriteFiles(); err != nil {
-		return nil, err
-	}
-	lap("WriteFiles")
+	lap("Refresh (mount listing, reads, render, files)")
 	return steps, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/render"
 )
 
@@ -97,7 +98,7 @@ func BenchmarkClassify(b *testing.B) {
 			b.Run(fmt.Sprintf("%d/%s", n, c.name), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					render.Classify(oldData, c.data, oldOut, c.out, hostFields)
+					refresh.Classify(oldData, c.data, oldOut, c.out, hostFields)
 				}
 			})
 		}

@@ -3,11 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/aionos/aion-exec/internal/config"
 )
+
+// setenv gives the test exactly env of the AION_* and VAULT_* variables:
+// config reads the process environment (envconfig), so these tests use
+// t.Setenv and do not run in parallel.
+func setenv(t *testing.T, env []string) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AION_") || strings.HasPrefix(k, "VAULT_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
 
 func TestRun(t *testing.T) {
 	base := []string{"AION_VAULT_ADDR=http://127.0.0.1:1", "AION_VAULT_TOKEN=hvs.never-printed"}
@@ -29,7 +47,7 @@ func TestRun(t *testing.T) {
 		{"bad flag", []string{"--no-such-flag", "--", "true"}, base, 64, "", "flag provided but not defined: -no-such-flag", ""},
 		{"no token flag", []string{"--vault-token=x", "--", "true"}, base, 64, "", "flag provided but not defined: -vault-token", ""},
 		{"bad secret flag", []string{"--secret", "db", "--", "true"}, base, 64, "", `want NAME=PATH with NAME of letters, digits, _ or -, got "db"`, ""},
-		{"flag wins over env", []string{"--poll-interval=soon", "check"}, append(base, "AION_POLL_INTERVAL=5s"), 64, "", `AION_POLL_INTERVAL is "soon"`, "hvs.never-printed"},
+		{"flag wins over env", []string{"--poll-interval=soon", "check"}, append(base, "AION_POLL_INTERVAL=5s"), 64, "", `--poll-interval is "soon"`, "hvs.never-printed"},
 		{"config error", []string{"check"}, []string{"AION_VAULT_TOKEN=hvs.never-printed"}, 64, "", "aion-exec: AION_VAULT_ADDR is not set", "hvs.never-printed"},
 		{"secret flag dashes", []string{"--secret", "gateway-api-keys=a/${AION_ENV}/b", "check"}, base, 64, "", "AION_GATEWAY_API_KEYS_SECRET_PATH uses ${AION_ENV}", ""},
 		{"secret flag bad name", []string{"--secret", "a.b=x", "check"}, base, 64, "", `got "a.b=x"`, ""},
@@ -38,8 +56,9 @@ func TestRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			setenv(t, tt.env)
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, tt.env, nil, &stdout, &stderr)
+			code := run(context.Background(), tt.args, streams{nil, &stdout, &stderr})
 			if code != tt.code {
 				t.Errorf("exit %d, want %d\nstderr: %s", code, tt.code, stderr.String())
 			}
@@ -57,23 +76,15 @@ func TestRun(t *testing.T) {
 }
 
 func TestChildEnv(t *testing.T) {
-	cfg := &config.Config{CredentialEnvVars: []string{"AION_VAULT_TOKEN", "VAULT_TOKEN"}}
+	cfg := &config.Config{}
 	environ := []string{"PATH=/bin", "AION_VAULT_TOKEN=t", "VAULT_TOKEN=t", "PGHOST=old", "KEEP=1"}
 	got := strings.Join(childEnv(cfg, environ, []string{"PGHOST=new"}), " ")
 	if got != "PATH=/bin KEEP=1 PGHOST=new" {
 		t.Errorf("childEnv = %s", got)
 	}
-	cfg.PassVaultCreds = true
+	cfg.PassVaultCreds.V = true
 	got = strings.Join(childEnv(cfg, environ, nil), " ")
 	if !strings.Contains(got, "AION_VAULT_TOKEN=t") {
 		t.Errorf("PassVaultCreds: %s", got)
-	}
-}
-
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{"": "''", "a b": "'a b'", "it's": `'it'\''s'`, "$x`y`\\": "'$x`y`\\'"} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
 	}
 }

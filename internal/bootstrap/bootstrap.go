@@ -42,18 +42,19 @@ const DevPolicy = "aion-exec-dev"
 // name from policies/vault and an AppRole bound to it.
 var Services = []string{"gateway", "control", "console"}
 
-// Options configures a run. Addr is required; every other field has a
-// default.
+// Options configures a run. Addr, KVMount, AppRoleMount and Timeout are
+// the settings' (their defaults live in internal/config); the rest have
+// defaults here.
 type Options struct {
 	Addr         string // Vault API URL
-	KVMount      string // KV-v2 mount to enable and seed; default "secret"
-	AppRoleMount string // AppRole auth mount; default "approle"
+	KVMount      string // KV-v2 mount to enable and seed
+	AppRoleMount string // AppRole auth mount
 	Namespace    string // Vault Enterprise namespace for everything after unseal
 	CACert       string // PEM bundle for Vault's TLS
 	CAPath       string // directory of PEM certificates for Vault's TLS
 
 	// Timeout bounds the wait for Vault to answer and, once unsealed, to
-	// become active; default 180s (AION_VAULT_BOOTSTRAP_TIMEOUT).
+	// become active (AION_VAULT_BOOTSTRAP_TIMEOUT).
 	Timeout time.Duration
 
 	StateDir string // holds UnsealFileName; default DefaultStateDir
@@ -66,18 +67,6 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.KVMount == "" {
-		o.KVMount = "secret"
-	}
-	o.KVMount = strings.Trim(o.KVMount, "/")
-	if o.AppRoleMount == "" {
-		o.AppRoleMount = "approle"
-	}
-	o.AppRoleMount = strings.Trim(o.AppRoleMount, "/")
-	o.Addr = strings.TrimRight(o.Addr, "/")
-	if o.Timeout <= 0 {
-		o.Timeout = 180 * time.Second
-	}
 	if o.StateDir == "" {
 		o.StateDir = DefaultStateDir
 	}

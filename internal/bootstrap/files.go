@@ -2,9 +2,7 @@ package bootstrap
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +13,8 @@ import (
 
 	policies "github.com/aionos/aion-exec/policies/vault"
 
+	"github.com/aionos/aion-exec/internal/atomicfile"
+	"github.com/aionos/aion-exec/internal/shell"
 	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
@@ -54,85 +54,10 @@ func policyTexts(mount string) ([]policy, error) {
 // ensurePrivateDir creates dir 0700, or tightens an existing one to 0700:
 // it holds the root token.
 func ensurePrivateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("create state directory %s: %w", dir, cause(err)))
-	}
-	st, err := os.Stat(dir)
-	if err != nil {
-		return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("create state directory %s: %w", dir, cause(err)))
-	}
-	if !st.IsDir() {
-		return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("create state directory %s: it exists and is not a directory", dir))
-	}
-	if st.Mode().Perm() != 0o700 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("restrict state directory %s to mode 0700: %w", dir, cause(err)))
-		}
+	if err := atomicfile.MkdirPrivate(dir, nil); err != nil {
+		return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("state directory: %w", err))
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data so that no reader ever sees half
-// a file: a temporary file in the same directory, fsync, chmod, rename,
-// fsync of the directory. Equal bytes are not rewritten (only the mode is
-// corrected); changed reports whether the content changed. Errors leave the
-// naming of path to the caller.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, err error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		if st, err := os.Stat(path); err == nil && st.Mode().Perm() != mode {
-			if err := os.Chmod(path, mode); err != nil {
-				return false, fmt.Errorf("chmod: %w", cause(err))
-			}
-		}
-		return false, nil
-	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return false, fmt.Errorf("create a temporary file in %s: %w", dir, cause(err))
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(mode); err != nil {
-		return false, fmt.Errorf("chmod: %w", cause(err))
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return false, cause(err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return false, fmt.Errorf("fsync: %w", cause(err))
-	}
-	if err = tmp.Close(); err != nil {
-		return false, cause(err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return false, fmt.Errorf("rename into place: %w", cause(err))
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return true, nil
-}
-
-// cause strips the operation and path an *fs.PathError repeats.
-func cause(err error) error {
-	var pe *fs.PathError
-	var le *os.LinkError
-	switch {
-	case errors.As(err, &pe):
-		return pe.Err
-	case errors.As(err, &le):
-		return le.Err
-	}
-	return err
 }
 
 // platformSecrets are the five AION_<NAME>_SECRET_PATH of the platform and
@@ -163,7 +88,7 @@ func (e envFile) text() string {
 	b.WriteString("# Vault for local development, written by `aion-exec dev bootstrap` (run it again to refresh).\n")
 	b.WriteString("# Source it before starting the stack:  . ./" + filepath.Base(DefaultEnvFile) + "\n")
 	b.WriteString("# It holds a Vault token: keep it mode 0600 and out of version control.\n")
-	export := func(name, value string) { fmt.Fprintf(&b, "export %s=%s\n", name, shellQuote(value)) }
+	export := func(name, value string) { fmt.Fprintf(&b, "export %s=%s\n", name, shell.Quote(value)) }
 	export("AION_VAULT_ADDR", e.Addr)
 	export("AION_VAULT_TOKEN", e.Token)
 	export("AION_VAULT_KV_MOUNT", e.KVMount)
@@ -205,41 +130,6 @@ func isPlatformSecret(name string) bool {
 	return false
 }
 
-// shellQuote single-quotes s for POSIX shells: everything inside single
-// quotes is literal; an embedded quote closes the quoting, is escaped as
-// \' and reopens it.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// shellUnquote reverses shellQuote; a bare word is returned as it is.
-func shellUnquote(s string) string {
-	if !strings.HasPrefix(s, "'") {
-		return s
-	}
-	var b strings.Builder
-	for s != "" {
-		if strings.HasPrefix(s, `\'`) {
-			b.WriteByte('\'')
-			s = s[2:]
-			continue
-		}
-		if s[0] == '\'' {
-			end := strings.IndexByte(s[1:], '\'')
-			if end < 0 {
-				b.WriteString(s[1:])
-				break
-			}
-			b.WriteString(s[1 : end+1])
-			s = s[end+2:]
-			continue
-		}
-		b.WriteByte(s[0])
-		s = s[1:]
-	}
-	return b.String()
-}
-
 // readEnvToken returns AION_VAULT_TOKEN from an existing env file, or "".
 func readEnvToken(path string) string {
 	f, err := os.Open(path)
@@ -251,7 +141,7 @@ func readEnvToken(path string) string {
 	for sc.Scan() {
 		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
 		if v, ok := strings.CutPrefix(line, "AION_VAULT_TOKEN="); ok {
-			return strings.TrimSpace(shellUnquote(v))
+			return strings.TrimSpace(shell.Unquote(v))
 		}
 	}
 	return ""
@@ -272,10 +162,10 @@ func (b *bootstrapper) writeEnvFile(context.Context) error {
 	}
 	if dir := filepath.Dir(o.EnvFile); dir != "." {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("write env file %s: %w", o.EnvFile, cause(err)))
+			return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("write env file %s: %w", o.EnvFile, atomicfile.Cause(err)))
 		}
 	}
-	changed, err := writeFileAtomic(o.EnvFile, []byte(e.text()), 0o600)
+	changed, err := atomicfile.Write(o.EnvFile, []byte(e.text()), 0o600, nil)
 	if err != nil {
 		return sysexits.Wrap(sysexits.CantCreate, fmt.Errorf("write env file %s: %w", o.EnvFile, err))
 	}

@@ -176,18 +176,6 @@ func TestEnvFileIsSourceableAndPrivate(t *testing.T) {
 	}
 }
 
-func TestShellUnquote(t *testing.T) {
-	t.Parallel()
-	for _, s := range []string{"", "plain", "it's", "''", `a'\''b`, "new\nline", `$(x) "y"`} {
-		if got := shellUnquote(shellQuote(s)); got != s {
-			t.Errorf("shellUnquote(shellQuote(%q)) = %q", s, got)
-		}
-	}
-	if got := shellUnquote("bare"); got != "bare" {
-		t.Errorf("shellUnquote(bare) = %q", got)
-	}
-}
-
 func TestEnsurePrivateDirTightens(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), ".vault")

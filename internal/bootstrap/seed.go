@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/aionos/aion-exec/internal/sysexits"
+	"github.com/aionos/aion-exec/internal/vault"
 )
 
 // SecretPrefix is where the dev secrets live inside the KV mount: the
@@ -223,7 +224,7 @@ func (b *bootstrapper) seedSecrets(ctx context.Context) error {
 	for _, sd := range seeds {
 		meta, err := b.api.Logical().ReadWithContext(ctx, b.opts.KVMount+"/metadata/"+SecretPrefix+sd.name)
 		if err != nil {
-			return fail("look up secret "+b.display(sd.name), err)
+			return vault.Fail("look up secret "+b.display(sd.name), err)
 		}
 		s.present[sd.name] = meta != nil
 	}
@@ -252,7 +253,7 @@ func (b *bootstrapper) seedSecrets(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
-			return fail("write secret "+b.display(sd.name), err)
+			return vault.Fail("write secret "+b.display(sd.name), err)
 		}
 		b.opts.Log.Info("created secret", "secret", b.display(sd.name))
 		b.sum.add("secret", b.display(sd.name), "created")
@@ -264,7 +265,7 @@ func (b *bootstrapper) seedSecrets(ctx context.Context) error {
 func (b *bootstrapper) kvRead(ctx context.Context, name string) (map[string]any, error) {
 	s, err := b.api.Logical().ReadWithContext(ctx, b.opts.KVMount+"/data/"+SecretPrefix+name)
 	if err != nil {
-		return nil, fail("read secret "+b.display(name), err)
+		return nil, vault.Fail("read secret "+b.display(name), err)
 	}
 	var data map[string]any
 	if s != nil {

@@ -92,23 +92,3 @@ func TestWaitHealthTimesOutWithLastState(t *testing.T) {
 		t.Errorf("err = %v; want exit 69 with the last state and the timeout", err)
 	}
 }
-
-func TestFailCodes(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		status int
-		errs   []string
-		code   int
-		msg    string
-	}{
-		{403, []string{"permission denied"}, sysexits.NoPerm, "write policy x: permission denied"},
-		{400, []string{"invalid mount path"}, sysexits.Usage, "write policy x: invalid mount path"},
-		{503, []string{"Vault is sealed"}, sysexits.Unavailable, "write policy x: Vault is sealed"},
-		{500, nil, sysexits.Unavailable, "write policy x: Internal Server Error"},
-	} {
-		err := fail("write policy x", &api.ResponseError{StatusCode: tc.status, Errors: tc.errs})
-		if sysexits.Code(err) != tc.code || err.Error() != tc.msg {
-			t.Errorf("fail(%d) = %q (exit %d), want %q (exit %d)", tc.status, err, sysexits.Code(err), tc.msg, tc.code)
-		}
-	}
-}

@@ -11,6 +11,28 @@ import (
 	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
+// load runs Load on exactly env (nothing of the test process's AION_*,
+// VAULT_* or XDG_RUNTIME_DIR) and args. envconfig reads the process
+// environment, so these tests use t.Setenv and cannot run in parallel.
+func load(t *testing.T, env map[string]string, needAuth bool, args ...string) (*Config, []string, error) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AION_") || strings.HasPrefix(k, "VAULT_") || k == "XDG_RUNTIME_DIR" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	c, rest, err := Load("test", args, needAuth)
+	if c != nil && len(rest) == 0 {
+		return c, c.Warnings, err
+	}
+	return c, rest, err
+}
+
 func base() map[string]string {
 	return map[string]string{"AION_VAULT_ADDR": "http://vault:8200", "AION_VAULT_TOKEN": "t"}
 }
@@ -24,7 +46,7 @@ func with(kv ...string) map[string]string {
 }
 
 func TestLoadDefaults(t *testing.T) {
-	c, warn, err := Load(with("AION_DB_SECRET_PATH", "aionos/dev/db-main", "XDG_RUNTIME_DIR", "/run/user/1000"), true)
+	c, warn, err := load(t, with("AION_DB_SECRET_PATH", "aionos/dev/db-main", "XDG_RUNTIME_DIR", "/run/user/1000"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,18 +57,18 @@ func TestLoadDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"KVMount", c.KVMount, "secret"},
-		{"AuthMethod", c.AuthMethod, "token"},
-		{"PollInterval", c.PollInterval, 60 * time.Second},
-		{"StopTimeout", c.StopTimeout, 10 * time.Second},
-		{"StartupTimeout", c.StartupTimeout, 30 * time.Second},
-		{"BootstrapTimeout", c.BootstrapTimeout, 180 * time.Second},
-		{"RestartOn", c.RestartOn, "host"},
-		{"ReloadSignal", c.ReloadSignal, syscall.SIGHUP},
-		{"StopSignal", c.StopSignal, syscall.SIGTERM},
-		{"FileMode", c.FileMode, os.FileMode(0o600)},
-		{"RenderDir", c.RenderDir, "/run/user/1000/aion-exec"},
-		{"HostFields", strings.Join(c.HostFields, ","), "host,hostname,port,database,dbname,endpoint,address,addr,url,uri"},
+		{"KVMount", c.KVMount.V, "secret"},
+		{"AuthMethod", c.AuthMethod.V, "token"},
+		{"PollInterval", c.PollInterval.V, 60 * time.Second},
+		{"StopTimeout", c.StopTimeout.V, 10 * time.Second},
+		{"StartupTimeout", c.StartupTimeout.V, 30 * time.Second},
+		{"BootstrapTimeout", c.BootstrapTimeout.V, 180 * time.Second},
+		{"RestartOn", c.RestartOn.V, "host"},
+		{"ReloadSignal", c.ReloadSignal.V, syscall.SIGHUP},
+		{"StopSignal", c.StopSignal.V, syscall.SIGTERM},
+		{"FileMode", c.FileMode.V, os.FileMode(0o600)},
+		{"RenderDir", c.RenderDir.V, "/run/user/1000/aion-exec"},
+		{"HostFields", strings.Join(c.HostFields.V, ","), "host,hostname,port,database,dbname,endpoint,address,addr,url,uri"},
 		{"Secrets", len(c.Secrets), 1},
 		{"Secret name", c.Secrets[0].Name, "db"},
 	}
@@ -58,30 +80,30 @@ func TestLoadDefaults(t *testing.T) {
 }
 
 func TestLoadFallbacksAndInference(t *testing.T) {
-	c, _, err := Load(map[string]string{"VAULT_ADDR": "https://v:8200/", "VAULT_TOKEN": "tok", "VAULT_NAMESPACE": "admin/team"}, true)
+	c, _, err := load(t, map[string]string{"VAULT_ADDR": "https://v:8200/", "VAULT_TOKEN": "tok", "VAULT_NAMESPACE": "admin/team"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.VaultAddr != "https://v:8200" || c.Token != "tok" || c.Namespace != "admin/team" {
-		t.Errorf("VAULT_* fallbacks: addr %q token set %t ns %q", c.VaultAddr, c.Token != "", c.Namespace)
+	if c.VaultAddr.V != "https://v:8200" || c.Token.V != "tok" || c.Namespace.V != "admin/team" {
+		t.Errorf("VAULT_* fallbacks: addr %q token set %t ns %q", c.VaultAddr.V, c.Token.V != "", c.Namespace.V)
 	}
 	// AION_* wins over VAULT_*; an empty AION_* counts as unset.
-	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "VAULT_ADDR": "http://b:2", "AION_VAULT_TOKEN": "", "VAULT_TOKEN": "x"}, true)
+	c, _, err = load(t, map[string]string{"AION_VAULT_ADDR": "http://a:1", "VAULT_ADDR": "http://b:2", "AION_VAULT_TOKEN": "", "VAULT_TOKEN": "x"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.VaultAddr != "http://a:1" || c.Token != "x" {
-		t.Errorf("precedence: addr %q, token from VAULT_TOKEN %t", c.VaultAddr, c.Token == "x")
+	if c.VaultAddr.V != "http://a:1" || c.Token.V != "x" {
+		t.Errorf("precedence: addr %q, token from VAULT_TOKEN %t", c.VaultAddr.V, c.Token.V == "x")
 	}
 	// A role ID selects approle when no method is named.
-	c, _, err = Load(map[string]string{"AION_VAULT_ADDR": "http://a:1", "AION_VAULT_APPROLE_ROLE_ID": "r", "AION_VAULT_APPROLE_SECRET_ID": "s"}, true)
-	if err != nil || c.AuthMethod != "approle" {
+	c, _, err = load(t, map[string]string{"AION_VAULT_ADDR": "http://a:1", "AION_VAULT_APPROLE_ROLE_ID": "r", "AION_VAULT_APPROLE_SECRET_ID": "s"}, true)
+	if err != nil || c.AuthMethod.V != "approle" {
 		t.Fatalf("inferred method: %v %v", c, err)
 	}
 }
 
 func TestLoadSecretPaths(t *testing.T) {
-	c, _, err := Load(with(
+	c, _, err := load(t, with(
 		"AION_ENV", "staging",
 		"AION_DB_SECRET_PATH", "aionos/${AION_ENV}/db-main",
 		"AION_GATEWAY_API_KEYS_SECRET_PATH", "/kv/aionos/gateway-api-keys/",
@@ -125,7 +147,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"empty segment", with("AION_DB_SECRET_PATH", "secret//x"), "AION_DB_SECRET_PATH is not a secret path"},
 		{"poll", with("AION_POLL_INTERVAL", "often"), `AION_POLL_INTERVAL is "often"; want a duration`},
 		{"poll short", with("AION_POLL_INTERVAL", "10ms"), "AION_POLL_INTERVAL must be at least 100ms"},
-		{"poll zero", with("AION_POLL_INTERVAL", "0"), `AION_POLL_INTERVAL is "0"; want a positive duration`},
+		{"poll zero", with("AION_POLL_INTERVAL", "0"), "AION_POLL_INTERVAL is 0; want a positive duration"},
 		{"stop", with("AION_STOP_TIMEOUT", "-1s"), `AION_STOP_TIMEOUT is "-1s"; want a positive duration`},
 		{"startup", with("AION_STARTUP_TIMEOUT", "x"), `AION_STARTUP_TIMEOUT is "x"`},
 		{"bootstrap", with("AION_VAULT_BOOTSTRAP_TIMEOUT", "3 minutes"), `AION_VAULT_BOOTSTRAP_TIMEOUT is "3 minutes"`},
@@ -141,7 +163,7 @@ func TestLoadBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := Load(tt.env, true)
+			_, _, err := load(t, tt.env, true)
 			if err == nil {
 				t.Fatalf("Load succeeded, want an error with %q", tt.want)
 			}
@@ -159,7 +181,7 @@ func TestLoadBadInput(t *testing.T) {
 }
 
 func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
-	_, _, err := Load(map[string]string{"AION_VAULT_AUTH_METHOD": "x", "AION_POLL_INTERVAL": "y", "AION_LOG_FORMAT": "z"}, true)
+	_, _, err := load(t, map[string]string{"AION_VAULT_AUTH_METHOD": "x", "AION_POLL_INTERVAL": "y", "AION_LOG_FORMAT": "z"}, true)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -170,7 +192,7 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 }
 
 func TestTypoWarnings(t *testing.T) {
-	_, warn, err := Load(with("AION_VAULT_ADRR", "x", "AION_POLL_INTERVALL", "1s", "AION_DB_SECRETS_PATH", "a/b", "AION_UNRELATED_FEATURE", "on"), true)
+	_, warn, err := load(t, with("AION_VAULT_ADRR", "x", "AION_POLL_INTERVALL", "1s", "AION_DB_SECRETS_PATH", "a/b", "AION_UNRELATED_FEATURE", "on"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,11 +218,11 @@ func TestParseSignal(t *testing.T) {
 }
 
 func TestLoadWithoutAuth(t *testing.T) {
-	c, _, err := Load(map[string]string{"AION_VAULT_ADDR": "http://127.0.0.1:8200"}, false)
+	c, _, err := load(t, map[string]string{"AION_VAULT_ADDR": "http://127.0.0.1:8200"}, false)
 	if err != nil {
 		t.Fatalf("dev bootstrap needs no credentials: %v", err)
 	}
-	if c.BootstrapTimeout != 180*time.Second {
-		t.Errorf("BootstrapTimeout = %s", c.BootstrapTimeout)
+	if c.BootstrapTimeout.V != 180*time.Second {
+		t.Errorf("BootstrapTimeout = %s", c.BootstrapTimeout.V)
 	}
 }

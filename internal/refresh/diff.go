@@ -1,4 +1,4 @@
-package render
+package refresh
 
 import (
 	"bytes"
@@ -7,10 +7,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/aionos/aion-exec/internal/render"
 )
 
-// Change is what differs between two renders, by name only, for the watch
-// loop's decision (restart, reload signal or nothing) and its log line.
+// Change is what differs between two renders, by name only, for the
+// decision (restart, reload signal or nothing) and its log line.
 type Change struct {
 	Secrets []string // names of secrets whose data changed, sorted
 	// Fields maps a changed secret to its changed, added or removed keys,
@@ -26,22 +28,22 @@ type Change struct {
 
 // Classify compares two renders and the data they came from. A nil oldOut
 // means there was no render before. It only reads its arguments.
-func Classify(oldData, newData Data, oldOut, newOut *Output, hostFields []string) Change {
+func Classify(oldData, newData render.Data, oldOut, newOut *render.Output, hostFields []string) Change {
 	c := Change{Fields: map[string][]string{}, Unnamed: map[string]int{}}
 	if oldOut == nil {
-		oldOut = &Output{}
+		oldOut = &render.Output{}
 	}
 	if newOut == nil {
-		newOut = &Output{}
+		newOut = &render.Output{}
 	}
 	host := map[string]bool{}
 	for _, f := range hostFields {
 		host[f] = true
 	}
-	named := func(key string) bool { return host[key] || oldOut.names[key] || newOut.names[key] }
+	named := func(key string) bool { return host[key] || oldOut.Names(key) || newOut.Names(key) }
 
 	for _, name := range union(oldData, newData) {
-		if name == EnvKey || reflect.DeepEqual(oldData[name], newData[name]) {
+		if name == render.EnvKey || reflect.DeepEqual(oldData[name], newData[name]) {
 			continue
 		}
 		c.Secrets = append(c.Secrets, name)
@@ -100,7 +102,7 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-func fileMap(files []File) map[string][]byte {
+func fileMap(files []render.File) map[string][]byte {
 	m := make(map[string][]byte, len(files))
 	for _, f := range files {
 		m[f.Name] = f.Data
@@ -143,4 +145,38 @@ func (c Change) String() string {
 		return "no change"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Action is what a change asks of the child.
+type Action int
+
+const (
+	None    Action = iota // nothing rendered changed
+	Start                 // the first render: start the child
+	Reload                // send the reload signal (may be "none")
+	Restart               // stop and start with the new environment
+)
+
+func (a Action) String() string {
+	return [...]string{"nothing", "start", "reload", "restart"}[a]
+}
+
+// Decide is the contract's rule, pure: RESTART_ON=host restarts on a host
+// field change, env on any environment change, never never; any other
+// rendered change reloads.
+func Decide(c Change, restartOn string) Action {
+	if c.Empty() {
+		return None
+	}
+	switch restartOn {
+	case "host":
+		if c.HostChanged {
+			return Restart
+		}
+	case "env":
+		if len(c.EnvChanged) > 0 {
+			return Restart
+		}
+	}
+	return Reload
 }

@@ -1,9 +1,54 @@
-package render
+package refresh
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/aionos/aion-exec/internal/render"
 )
+
+// data decodes secrets the way the Vault client does (numbers as
+// json.Number), with AION_ENV set.
+func data(t testing.TB, secrets string) render.Data {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(secrets))
+	dec.UseNumber()
+	var d render.Data
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("decode test data: %v", err)
+	}
+	d[render.EnvKey] = "dev"
+	return d
+}
+
+// load loads the built-ins plus the given user templates, with every
+// secret of d configured.
+func load(t testing.TB, d render.Data, user map[string]string) *render.Set {
+	t.Helper()
+	opts := render.Options{RenderDir: "/run/aion-exec-test"}
+	for name := range d {
+		if name != render.EnvKey {
+			opts.Secrets = append(opts.Secrets, name)
+		}
+	}
+	if user != nil {
+		opts.TemplatesDir = t.TempDir()
+		for name, text := range user {
+			if err := os.WriteFile(filepath.Join(opts.TemplatesDir, name), []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s, err := render.Load(opts)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return s
+}
 
 func TestClassify(t *testing.T) {
 	hostFields := []string{"host", "port", "database", "url"}
@@ -95,5 +140,33 @@ func TestClassifyFirstRender(t *testing.T) {
 	}
 	if got := c.String(); got != "secret admin_token changed [token]; env [AION_ADMIN_TOKEN AION_ADMIN_TOKEN_FILE]; files [admin-token]" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	pw := Change{Secrets: []string{"db"}, EnvChanged: []string{"PGPASSWORD"}}
+	host := Change{Secrets: []string{"db"}, HostChanged: true, EnvChanged: []string{"PGHOST"}}
+	fileOnly := Change{Secrets: []string{"db"}, FilesChanged: []string{"creds.json"}}
+	unused := Change{Secrets: []string{"db"}, HostChanged: true} // nothing rendered changed
+	tests := []struct {
+		name   string
+		c      Change
+		policy string
+		want   Action
+	}{
+		{"host: password", pw, "host", Reload},
+		{"host: host", host, "host", Restart},
+		{"host: file", fileOnly, "host", Reload},
+		{"host: unrendered host field", unused, "host", None},
+		{"env: password", pw, "env", Restart},
+		{"env: file", fileOnly, "env", Reload},
+		{"never: host", host, "never", Reload},
+		{"never: password", pw, "never", Reload},
+		{"nothing", Change{}, "host", None},
+	}
+	for _, tt := range tests {
+		if got := Decide(tt.c, tt.policy); got != tt.want {
+			t.Errorf("%s: Decide = %s, want %s", tt.name, got, tt.want)
+		}
 	}
 }

@@ -47,27 +47,3 @@ func BenchmarkRender(b *testing.B) {
 		})
 	}
 }
-
-func BenchmarkClassify(b *testing.B) {
-	s, d0 := benchSet(b, 100)
-	out0, err := s.Render(d0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d1 := Data{}
-	for k, v := range d0 {
-		d1[k] = v
-	}
-	d1["svc7"] = map[string]any{"username": "usersvc7", "password": "rotated", "host": "svc7.internal", "port": "5432", "database": "svc7"}
-	out1, err := s.Render(d1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	hostFields := []string{"host", "hostname", "port", "database", "dbname", "endpoint", "address", "addr", "url", "uri"}
-	b.ReportAllocs()
-	for b.Loop() {
-		if c := Classify(d0, d1, out0, out1, hostFields); c.Empty() {
-			b.Fatal("no change found")
-		}
-	}
-}

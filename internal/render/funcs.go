@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/aionos/aion-exec/internal/shell"
 )
 
 // funcs is the small, hand-written function set documented in
@@ -282,7 +284,7 @@ func shellQuote(v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'", nil
+	return shell.Quote(s), nil
 }
 
 // defaultValue is v unless it is null, missing or "", then def. Unlike

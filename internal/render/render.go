@@ -1,11 +1,11 @@
 // Package render turns secrets into what a child process consumes: it runs
 // the built-in and user text/templates over the secret data, producing
-// NAME=value environment lines and files, writes those files atomically, and
-// classifies what changed between two renders for the watch loop.
+// NAME=value environment lines and file contents, each file checked by its
+// kind (.json must parse). It writes nothing: refresh writes the files.
 //
-// It must never let a secret value into an error, a log line or a Change,
-// never let a value inserted by a template add an environment variable, and
-// never hand out a partial render or leave a half-written file behind.
+// It must never let a secret value into an error or a log line, never let
+// a value inserted by a template add an environment variable, and never
+// hand out a partial render.
 package render
 
 import (
@@ -277,12 +277,14 @@ type Output struct {
 	Env   []string // sorted, "NAME=value", unique names
 	Files []File   // sorted by Name
 
-	// names holds every field name and string literal of the templates that
-	// rendered this output. Classify names a changed key only if it is one
-	// of these (or a host field): template text is not secret, but the keys
-	// of some secrets are (gateway API keys are map keys).
-	names map[string]bool
+	names map[string]bool // see Names
 }
+
+// Names reports whether key is a field name or string literal of the
+// templates that rendered o. A change log names a changed key only if it
+// is one of these (or a host field): template text is not secret, but the
+// keys of some secrets are (gateway API keys are map keys).
+func (o *Output) Names(key string) bool { return o.names[key] }
 
 // File is one rendered file output.
 type File struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api/auth/approle"
 
 	"github.com/aionos/aion-exec/internal/backoff"
+	"github.com/aionos/aion-exec/internal/statelog"
 	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
@@ -59,7 +61,7 @@ func (c *Client) login(ctx context.Context) (*Auth, error) {
 	isolate(lc)
 	asOf := time.Now()
 	var a *Auth
-	switch c.cfg.AuthMethod {
+	switch c.opts.Auth.Method {
 	case "approle":
 		a, err = c.loginAppRole(ctx, lc)
 	default:
@@ -74,13 +76,9 @@ func (c *Client) login(ctx context.Context) (*Auth, error) {
 }
 
 func (c *Client) loginToken(ctx context.Context, lc *api.Client) (*Auth, error) {
-	token, src := c.cfg.Token, "AION_VAULT_TOKEN"
-	if c.cfg.TokenFile != "" {
-		var err error
-		if token, err = readCredential(c.cfg.TokenFile, "AION_VAULT_TOKEN_FILE"); err != nil {
-			return nil, err
-		}
-		src = "AION_VAULT_TOKEN_FILE " + c.cfg.TokenFile
+	token, src, err := credential(c.opts.Auth.Token, "AION_VAULT_TOKEN", c.opts.Auth.TokenFile, "AION_VAULT_TOKEN_FILE")
+	if err != nil {
+		return nil, err
 	}
 	lc.SetToken(token)
 	// The mount listing needs nothing but the token: ask for it while the
@@ -91,7 +89,7 @@ func (c *Client) loginToken(ctx context.Context, lc *api.Client) (*Auth, error) 
 	s, err := lc.Auth().Token().LookupSelfWithContext(ctx)
 	listed.Wait()
 	if err != nil {
-		err = fail("look up the token from "+src, err)
+		err = Fail("look up the token from "+src, err)
 		if sysexits.Code(err) == sysexits.NoPerm {
 			err = sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("look up the token from %s: the token is invalid, expired or revoked", src))
 		}
@@ -117,13 +115,9 @@ var secretIDPathRE = regexp.MustCompile(`^auth/.+/role/[^/]+/(custom-)?secret-id
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func (c *Client) loginAppRole(ctx context.Context, lc *api.Client) (*Auth, error) {
-	secretID, src := c.cfg.SecretID, "AION_VAULT_APPROLE_SECRET_ID"
-	if c.cfg.SecretIDFile != "" {
-		var err error
-		if secretID, err = readCredential(c.cfg.SecretIDFile, "AION_VAULT_APPROLE_SECRET_ID_FILE"); err != nil {
-			return nil, err
-		}
-		src = "AION_VAULT_APPROLE_SECRET_ID_FILE " + c.cfg.SecretIDFile
+	secretID, src, err := credential(c.opts.Auth.SecretID, "AION_VAULT_APPROLE_SECRET_ID", c.opts.Auth.SecretIDFile, "AION_VAULT_APPROLE_SECRET_ID_FILE")
+	if err != nil {
+		return nil, err
 	}
 	if !uuidRE.MatchString(secretID) {
 		// A wrapping token is single use: keep what it unwrapped to, so a
@@ -145,8 +139,8 @@ func (c *Client) loginAppRole(ctx context.Context, lc *api.Client) (*Auth, error
 			c.mu.Unlock()
 		}
 	}
-	method, err := approle.NewAppRoleAuth(c.cfg.RoleID, &approle.SecretID{FromString: secretID},
-		approle.WithMountPath(c.cfg.AppRoleMount))
+	method, err := approle.NewAppRoleAuth(c.opts.Auth.RoleID, &approle.SecretID{FromString: secretID},
+		approle.WithMountPath(c.opts.Auth.AppRoleMount))
 	if err != nil {
 		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("set up approle login: %w", err))
 	}
@@ -156,9 +150,9 @@ func (c *Client) loginAppRole(ctx context.Context, lc *api.Client) (*Auth, error
 		var re *api.ResponseError
 		if errors.As(err, &re) && re.StatusCode == 400 {
 			return nil, sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("log in with approle at auth/%s: role ID or secret ID (%s) is invalid, expired or used up",
-				c.cfg.AppRoleMount, src))
+				c.opts.Auth.AppRoleMount, src))
 		}
-		return nil, fail("log in with approle at auth/"+c.cfg.AppRoleMount, err)
+		return nil, Fail("log in with approle at auth/"+c.opts.Auth.AppRoleMount, err)
 	}
 	a := &Auth{Method: "approle", secret: s}
 	a.Accessor = s.Auth.Accessor
@@ -180,7 +174,7 @@ func unwrapSecretID(ctx context.Context, lc *api.Client, wrapped, src string) (s
 		if isInvalidWrap(err) {
 			return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was already used or has expired; issue a new wrapped secret ID", src))
 		}
-		return "", fail("look up the wrapping token from "+src, err)
+		return "", Fail("look up the wrapping token from "+src, err)
 	}
 	path, _ := info.Data["creation_path"].(string)
 	if !secretIDPathRE.MatchString(path) {
@@ -191,7 +185,7 @@ func unwrapSecretID(ctx context.Context, lc *api.Client, wrapped, src string) (s
 		if isInvalidWrap(err) {
 			return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was already used or has expired; issue a new wrapped secret ID", src))
 		}
-		return "", fail("unwrap the secret ID from "+src, err)
+		return "", Fail("unwrap the secret ID from "+src, err)
 	}
 	if s == nil {
 		return "", sysexits.Wrap(sysexits.DataErr, fmt.Errorf("unwrap the secret ID from %s: the wrapped response is empty", src))
@@ -216,6 +210,17 @@ func isInvalidWrap(err error) bool {
 	return re.StatusCode == 403
 }
 
+// credential is value, or the content of file when one is named (read
+// afresh at every login: it may have been rotated), with the setting it
+// came from, for messages.
+func credential(value, env, file, fileEnv string) (string, string, error) {
+	if file == "" {
+		return value, env, nil
+	}
+	v, err := readCredential(file, fileEnv)
+	return v, fileEnv + " " + file, err
+}
+
 func readCredential(path, name string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -230,30 +235,25 @@ func readCredential(path, name string) (string, error) {
 
 // retryStartup runs op until it succeeds, fails for good, or StartupTimeout
 // passes. Only transient failures (unreachable, sealed, 429, 5xx) are
-// retried, with capped exponential backoff and full jitter.
+// retried, with capped exponential backoff and equal jitter.
 func (c *Client) retryStartup(ctx context.Context, what string, op func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.StartupTimeout)
 	defer cancel()
 	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
-	var lastState string
+	var state statelog.State
 	for {
 		err := op()
 		if err == nil {
-			if lastState != "" {
-				c.log.Info("vault reachable again", "addr", c.cfg.VaultAddr)
-			}
+			state.Recover(c.log, "vault reachable again", "addr", c.opts.Addr)
 			return nil
 		}
 		if !Transient(err) {
 			return err
 		}
-		if state := err.Error(); state != lastState {
-			c.log.Warn("waiting for vault", "op", what, "addr", c.cfg.VaultAddr, "err", state, "timeout", c.cfg.StartupTimeout)
-			lastState = state
-		}
+		state.Fail(c.log, slog.LevelWarn, "waiting for vault", err, "op", what, "addr", c.opts.Addr, "timeout", c.opts.StartupTimeout)
 		select {
 		case <-ctx.Done():
-			return sysexits.Wrap(sysexits.Unavailable, fmt.Errorf("%w (gave up after AION_STARTUP_TIMEOUT=%s)", err, c.cfg.StartupTimeout))
+			return sysexits.Wrap(sysexits.Unavailable, fmt.Errorf("%w (gave up after AION_STARTUP_TIMEOUT=%s)", err, c.opts.StartupTimeout))
 		case <-time.After(b.Next()):
 		}
 	}

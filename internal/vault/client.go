@@ -20,14 +20,48 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/vault/api"
 
-	"github.com/aionos/aion-exec/internal/config"
 	"github.com/aionos/aion-exec/internal/sysexits"
 )
+
+// Options configure a Client. The caller builds them (from the settings, or
+// dev bootstrap's own); this package reads no environment of its own.
+type Options struct {
+	Addr      string // Vault API URL
+	Namespace string // X-Vault-Namespace; "" for none
+	TLS       TLS
+	Auth      AuthOptions
+	KVMount   string // the KV mount of relative secret paths
+
+	// StartupTimeout bounds the wait for an unreachable, sealed or
+	// rate-limiting Vault at Login.
+	StartupTimeout time.Duration
+	// NoRetries turns the SDK's own retries off, for requests that must
+	// never be sent twice (sys/init).
+	NoRetries bool
+	Log       *slog.Logger // nil discards
+}
+
+// TLS is how the client trusts Vault's certificate.
+type TLS struct {
+	CACert string // PEM bundle (AION_VAULT_CACERT)
+	CAPath string // directory of PEM certificates (AION_VAULT_CAPATH)
+}
+
+// AuthOptions say how to log in. Method is "token" or "approle".
+type AuthOptions struct {
+	Method       string
+	Token        string // token auth, from the environment
+	TokenFile    string // token auth, re-read at every login
+	RoleID       string
+	SecretID     string // plain or a response-wrapping token
+	SecretIDFile string
+	AppRoleMount string
+}
 
 // Client is a logged-in view of one Vault for one configuration.
 type Client struct {
 	api    *api.Client
-	cfg    *config.Config
+	opts   Options
 	log    *slog.Logger
 	mounts mountCache
 
@@ -40,34 +74,40 @@ type Client struct {
 // that accepts connections and never answers.
 const requestTimeout = 15 * time.Second
 
-// New builds a client from cfg alone. The Vault SDK reads VAULT_TOKEN,
+// New builds a client from opts alone. The Vault SDK reads VAULT_TOKEN,
 // VAULT_NAMESPACE, VAULT_HEADERS and VAULT_WRAP_TTL from the process
-// environment behind our back; each is overridden here so that only the
-// validated configuration counts.
-func New(cfg *config.Config, log *slog.Logger) (*Client, error) {
+// environment behind our back; each is overridden here so that only opts
+// count.
+func New(opts Options) (*Client, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	hc := cleanhttp.DefaultPooledClient()
 	// cleanhttp's transport has no TLS config, and the SDK's ConfigureTLS
 	// then drops the CA on the floor: give it one to fill in.
 	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	ac := &api.Config{
-		Address:      cfg.VaultAddr,
+		Address:      opts.Addr,
 		HttpClient:   hc,
 		Timeout:      requestTimeout,
 		MaxRetries:   2,
 		MinRetryWait: 100 * time.Millisecond,
 		MaxRetryWait: time.Second,
 	}
-	if err := ac.ConfigureTLS(&api.TLSConfig{CACert: cfg.CACert, CAPath: cfg.CAPath}); err != nil {
+	if opts.NoRetries {
+		ac.MaxRetries = 0
+	}
+	if err := ac.ConfigureTLS(&api.TLSConfig{CACert: opts.TLS.CACert, CAPath: opts.TLS.CAPath}); err != nil {
 		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("configure TLS from AION_VAULT_CACERT: %w", err))
 	}
 	c, err := api.NewClient(ac)
 	if err != nil {
-		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("create Vault client for %s: %w", cfg.VaultAddr, err))
+		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("create Vault client for %s: %w", opts.Addr, err))
 	}
 	c.SetHeaders(http.Header{})
-	c.SetNamespace(cfg.Namespace)
+	c.SetNamespace(opts.Namespace)
 	isolate(c)
-	return &Client{api: c, cfg: cfg, log: log}, nil
+	return &Client{api: c, opts: opts, log: opts.Log}, nil
 }
 
 // isolate undoes what the SDK takes from the process environment on every
@@ -79,7 +119,8 @@ func isolate(c *api.Client) {
 	c.SetWrappingLookupFunc(func(string, string) string { return "" })
 }
 
-// API exposes the underlying client for callers that need a raw request.
+// API is the underlying client, with no token until one is set: dev
+// bootstrap drives Vault's sys/ endpoints through it.
 func (c *Client) API() *api.Client { return c.api }
 
 // classify wraps err with the exit code the contract gives its kind:
@@ -95,7 +136,11 @@ func classify(err error) error {
 			return sysexits.Wrap(sysexits.NoPerm, err)
 		case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
 			return sysexits.Wrap(sysexits.Unavailable, err)
-		case re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusNotFound:
+		case re.StatusCode == http.StatusBadRequest:
+			// Vault refused what the settings asked for (a path, a
+			// parameter, a role): a configuration error.
+			return sysexits.Wrap(sysexits.Usage, err)
+		case re.StatusCode == http.StatusNotFound:
 			return sysexits.Wrap(sysexits.DataErr, err)
 		}
 		return sysexits.Wrap(sysexits.Unavailable, err)
@@ -119,6 +164,11 @@ func Transient(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "EOF")
 }
+
+// Cause is err in a few words: Vault's own message or what failed on the
+// way to it ("cannot reach Vault: connection refused"), for log lines that
+// name the operation themselves.
+func Cause(err error) error { return short(err) }
 
 // short turns an SDK error into its essence: the SDK's messages repeat the
 // method and URL and spread over lines; ours name the operation once.
@@ -160,8 +210,10 @@ type statusError struct {
 func (e *statusError) Error() string { return e.msg }
 func (e *statusError) Unwrap() error { return e.err }
 
-// fail is the one way errors leave this package: operation, short cause,
-// exit code.
-func fail(op string, err error) error {
+// Fail is the one mapping of a Vault error to a message and an exit code,
+// for this package and dev bootstrap: the operation once, Vault's own
+// words (never the SDK's method, URL and status dump), and the code the
+// contract gives the kind of failure.
+func Fail(op string, err error) error {
 	return classify(fmt.Errorf("%s: %w", op, short(err)))
 }

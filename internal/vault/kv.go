@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/aionos/aion-exec/internal/config"
 	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
@@ -54,7 +53,7 @@ const maxParallel = 8
 // ReadAll reads every configured secret in parallel, one request each once
 // the mounts are known. It returns every failure, not only the first, joined
 // in configuration order; the exit code is the first failure's.
-func (c *Client) ReadAll(ctx context.Context, secrets []config.Secret) ([]*Secret, error) {
+func (c *Client) ReadAll(ctx context.Context, secrets []Ref) ([]*Secret, error) {
 	if err := c.loadMounts(ctx, c.api); err != nil {
 		return nil, err
 	}
@@ -86,7 +85,7 @@ func (c *Client) ReadAll(ctx context.Context, secrets []config.Secret) ([]*Secre
 }
 
 // Read resolves and reads one secret.
-func (c *Client) Read(ctx context.Context, s config.Secret) (*Secret, error) {
+func (c *Client) Read(ctx context.Context, s Ref) (*Secret, error) {
 	m, rel, err := c.resolve(ctx, s.Path)
 	if err != nil {
 		return nil, fmt.Errorf("read secret %s at %s: %w", s.Name, s.Path, err)
@@ -99,7 +98,7 @@ func (c *Client) Read(ctx context.Context, s config.Secret) (*Secret, error) {
 	}
 	sec, err := c.api.Logical().ReadWithContext(ctx, out.APIPath)
 	if err != nil {
-		err = fail(fmt.Sprintf("read secret %s at %s", s.Name, out.APIPath), err)
+		err = Fail(fmt.Sprintf("read secret %s at %s", s.Name, out.APIPath), err)
 		if sysexits.Code(err) == sysexits.NoPerm {
 			err = sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("%w: the token's policies lack \"read\" on %s", err, out.APIPath))
 		}
@@ -150,15 +149,15 @@ func (c *Client) resolve(ctx context.Context, path string) (mount, string, error
 		if m, rel, ok := c.mounts.match(path); ok {
 			return m, m.rel(rel), nil
 		}
-		if err := c.lookupMount(ctx, c.cfg.KVMount); err != nil {
+		if err := c.lookupMount(ctx, c.opts.KVMount); err != nil {
 			return mount{}, "", err
 		}
 	}
-	if m, rel, ok := c.mounts.match(c.cfg.KVMount + "/" + path); ok {
+	if m, rel, ok := c.mounts.match(c.opts.KVMount + "/" + path); ok {
 		return m, m.rel(rel), nil
 	}
 	return mount{}, "", sysexits.Wrap(sysexits.Usage,
-		fmt.Errorf("no KV mount %q is visible to this token (AION_VAULT_KV_MOUNT), and %q is not a mount either", c.cfg.KVMount, firstSegment(path)))
+		fmt.Errorf("no KV mount %q is visible to this token (AION_VAULT_KV_MOUNT), and %q is not a mount either", c.opts.KVMount, firstSegment(path)))
 }
 
 // rel drops the optional data/ that a KV-v2 path may carry after its mount.
@@ -218,7 +217,7 @@ func (c *Client) loadMounts(ctx context.Context, ac *api.Client) error {
 	sec, err := ac.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts")
 	if err != nil {
 		if Transient(err) {
-			return fail("list KV mounts", err)
+			return Fail("list KV mounts", err)
 		}
 		c.mounts.put("", 0) // not listed; marks the cache as initialised
 		return nil
@@ -252,7 +251,7 @@ func (c *Client) lookupMount(ctx context.Context, path string) error {
 			c.mounts.put(path, 0)
 			return nil
 		}
-		return fail("look up the mount of "+path, err)
+		return Fail("look up the mount of "+path, err)
 	}
 	if sec == nil {
 		c.mounts.put(path, 0)
@@ -278,4 +277,11 @@ func kvVersion(info map[string]any) int {
 		return 2
 	}
 	return 1
+}
+
+// Ref names one secret to read: its name in the template data and its path
+// as configured.
+type Ref struct {
+	Name string // "db"
+	Path string // "aionos/dev/db-main", ${AION_ENV} expanded
 }

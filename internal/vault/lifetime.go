@@ -2,59 +2,92 @@ package vault
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/aionos/aion-exec/internal/backoff"
+	"github.com/aionos/aion-exec/internal/filewatch"
+	"github.com/aionos/aion-exec/internal/statelog"
+	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
-// KeepAlive keeps the login alive until ctx ends: it renews the token before
-// it expires (Vault's LifetimeWatcher renews at about two thirds of the TTL)
-// and, when renewal ends (max TTL reached, token revoked, renewal refused),
-// logs in again: AppRole with its secret ID, token auth by re-reading the
-// token file. A token that never expires needs nothing. Failed logins are
-// retried with backoff; reads keep using the old token meanwhile.
+// KeepAlive is the login's lifetime, an actor of the supervised run: it
+// renews the token before it expires (Vault's LifetimeWatcher renews at
+// about two thirds of the TTL) and, when renewal ends (max TTL reached,
+// token revoked, renewal refused), logs in again: AppRole with its secret
+// ID, token auth by re-reading the token file. A token that never expires
+// needs nothing. Failed logins are retried with backoff, logged once per
+// state; reads keep using the old token meanwhile. A change of the token or
+// secret-ID file on disk logs in again at once.
 //
-// reauth, when it receives, forces a fresh login (a token or secret-ID file
-// changed on disk). KeepAlive returns only when ctx ends.
-func (c *Client) KeepAlive(ctx context.Context, reauth <-chan struct{}) {
+// It returns nil when ctx ends, and an error only when the credential files
+// cannot be watched: a rotated credential that goes unnoticed would end in
+// an expired login.
+func (c *Client) KeepAlive(ctx context.Context) error {
+	reauth := make(<-chan struct{})
+	if dirs := filewatch.DirsOf(c.opts.Auth.TokenFile, c.opts.Auth.SecretIDFile); len(dirs) > 0 {
+		w, err := filewatch.Start(ctx, c.log, dirs, filewatch.Files(c.opts.Auth.TokenFile, c.opts.Auth.SecretIDFile))
+		if err != nil {
+			return sysexits.Wrap(sysexits.Usage, fmt.Errorf("watch the credential files: %w", err))
+		}
+		defer w.Stop()
+		reauth = w.C
+	}
 	b := backoff.Backoff{Min: time.Second, Max: time.Minute}
 	for {
 		c.mu.Lock()
 		a := c.auth
 		c.mu.Unlock()
-		if done := c.watch(ctx, a, reauth); done {
-			return
+		switch c.watch(ctx, a, reauth) {
+		case stopped:
+			return nil
+		case rotated:
+			c.log.Info("credential file changed; logging in again")
 		}
-		failed := "" // the failure we are in, logged once
-		for {
-			na, err := c.login(ctx)
-			if err == nil {
-				b.Reset()
-				c.mu.Lock()
-				c.auth = na
-				c.mu.Unlock()
-				c.log.Info("vault login renewed", "method", na.Method, "ttl", na.TTL)
-				break
-			}
-			wait := b.Next()
-			if msg := err.Error(); msg != failed {
-				c.log.Warn("vault login failed; retrying with backoff", "method", c.cfg.AuthMethod, "err", err)
-				failed = msg
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
+		if !c.relogin(ctx, &b) {
+			return nil
 		}
 	}
 }
 
-// watch renews a until renewal ends, the token nears its expiry or a
-// re-login is asked for (false), or until ctx ends (true).
-func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) bool {
+// relogin logs in until it succeeds or ctx ends (false).
+func (c *Client) relogin(ctx context.Context, b *backoff.Backoff) bool {
+	var state statelog.State
+	for {
+		na, err := c.login(ctx)
+		if err == nil {
+			b.Reset()
+			c.mu.Lock()
+			c.auth = na
+			c.mu.Unlock()
+			c.log.Info("vault login renewed", "method", na.Method, "ttl", na.TTL)
+			return true
+		}
+		wait := b.Next()
+		state.Fail(c.log, slog.LevelWarn, "vault login failed; retrying with backoff", err, "method", c.opts.Auth.Method)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
+// why watch returned.
+type outcome int
+
+const (
+	stopped  outcome = iota // ctx ended
+	expiring                // renewal ended or the token nears its expiry
+	rotated                 // a credential file changed
+)
+
+// watch renews a until renewal ends, the token nears its expiry, a
+// credential file changes or ctx ends.
+func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) outcome {
 	var (
 		due     <-chan time.Time // nil: the token never expires
 		ended   <-chan error
@@ -74,15 +107,15 @@ func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) boo
 	for {
 		select {
 		case <-ctx.Done():
-			return true
+			return stopped
 		case <-reauth:
-			return false
+			return rotated
 		case <-due:
 			due = nil
 			w, err := c.api.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: a.secret})
 			if !a.Renewable || err != nil {
 				c.log.Info("vault token is about to expire")
-				return false
+				return expiring
 			}
 			stopped := make(chan struct{})
 			go func() { defer close(stopped); w.Start() }()
@@ -94,7 +127,7 @@ func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) boo
 			} else {
 				c.log.Info("vault token reached its max TTL")
 			}
-			return false
+			return expiring
 		case r := <-renewed:
 			c.log.Debug("vault token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
 		}
@@ -113,11 +146,4 @@ func actAt(ttl time.Duration, renewable bool) time.Duration {
 		return ttl * 2 / 3
 	}
 	return max(ttl/2, min(ttl*9/10, ttl-2*time.Second))
-}
-
-// Auth returns the live login.
-func (c *Client) Auth() *Auth {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.auth
 }

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aionos/aion-exec/internal/config"
 	"github.com/aionos/aion-exec/internal/sysexits"
+	"github.com/hashicorp/vault/api"
 )
 
 func TestResolve(t *testing.T) {
-	c := &Client{cfg: &config.Config{KVMount: "secret"}}
+	c := &Client{opts: Options{KVMount: "secret"}}
 	c.mounts.listed = true
 	c.mounts.put("secret", 2)
 	c.mounts.put("kv", 1)
@@ -42,7 +42,7 @@ func TestResolve(t *testing.T) {
 			t.Errorf("resolve(%q) = %s + %s, want %s + %s", tt.path, m.path, rel, tt.mount, tt.rel)
 		}
 	}
-	c.cfg.KVMount = "nope"
+	c.opts.KVMount = "nope"
 	if _, _, err := c.resolve(context.Background(), "a/b"); err == nil || sysexits.Code(err) != sysexits.Usage ||
 		!strings.Contains(err.Error(), `no KV mount "nope" is visible to this token (AION_VAULT_KV_MOUNT)`) {
 		t.Errorf("unknown mount: %v", err)
@@ -61,8 +61,8 @@ func fake(t *testing.T, status int, body string) *Client {
 }
 
 func client(t *testing.T, addr string) *Client {
-	c, err := New(&config.Config{VaultAddr: addr, KVMount: "secret", AuthMethod: "token", Token: "hvs.secret-token-value",
-		StartupTimeout: 300 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := New(Options{Addr: addr, KVMount: "secret", Auth: AuthOptions{Method: "token", Token: "hvs.secret-token-value"},
+		StartupTimeout: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +140,8 @@ func TestClientIgnoresInheritedVaultEnv(t *testing.T) {
 		io.WriteString(w, `{"data":{"accessor":"a","policies":["default"],"ttl":0,"renewable":false}}`)
 	}))
 	t.Cleanup(srv.Close)
-	c, err := New(&config.Config{VaultAddr: srv.URL, KVMount: "secret", AuthMethod: "token", Token: "hvs.configured",
-		Namespace: "team-a", StartupTimeout: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := New(Options{Addr: srv.URL, KVMount: "secret", Auth: AuthOptions{Method: "token", Token: "hvs.configured"},
+		Namespace: "team-a", StartupTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +174,29 @@ func TestActAt(t *testing.T) {
 	} {
 		if got := actAt(tt.ttl, tt.renewable); got != tt.want {
 			t.Errorf("actAt(%s, %t) = %s, want %s", tt.ttl, tt.renewable, got, tt.want)
+		}
+	}
+}
+
+// Fail is the one mapping of Vault errors, for reads, logins and dev
+// bootstrap alike.
+func TestFailCodes(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		errs   []string
+		code   int
+		msg    string
+	}{
+		{403, []string{"permission denied"}, sysexits.NoPerm, "write policy x: permission denied"},
+		{400, []string{"invalid mount path"}, sysexits.Usage, "write policy x: invalid mount path"},
+		{404, nil, sysexits.DataErr, "write policy x: Not Found"},
+		{429, nil, sysexits.Unavailable, "write policy x: rate limited by Vault"},
+		{503, []string{"Vault is sealed"}, sysexits.Unavailable, "write policy x: Vault is sealed or unavailable"},
+		{500, nil, sysexits.Unavailable, "write policy x: Internal Server Error"},
+	} {
+		err := Fail("write policy x", &api.ResponseError{StatusCode: tc.status, Errors: tc.errs})
+		if sysexits.Code(err) != tc.code || err.Error() != tc.msg {
+			t.Errorf("Fail(%d) = %q (exit %d), want %q (exit %d)", tc.status, err, sysexits.Code(err), tc.msg, tc.code)
 		}
 	}
 }

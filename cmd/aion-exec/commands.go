@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aionos/aion-exec/internal/bootstrap"
+	"github.com/aionos/aion-exec/internal/refresh"
+	"github.com/aionos/aion-exec/internal/render"
+	"github.com/aionos/aion-exec/internal/shell"
+	"github.com/aionos/aion-exec/internal/sysexits"
+	"github.com/aionos/aion-exec/internal/vault"
+)
+
+// prepare is config → login → read → render → write, shared by every
+// command that renders: templates first (no network yet: a broken template
+// fails fast), then the login, then the first refresh pass. Each step
+// fails before the next one starts, so no file is written and no child
+// starts on partial secrets.
+func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, refresh.Decision, error) {
+	t0 := time.Now()
+	vc, err := vault.New(vaultOptions(a.cfg, a))
+	if err != nil {
+		return nil, nil, refresh.Decision{}, err
+	}
+	r := refresh.New(refreshOptions(a.cfg, a), vc)
+	if err := r.Load(); err != nil {
+		return nil, nil, refresh.Decision{}, err
+	}
+	if _, err := vc.Login(ctx); err != nil {
+		return nil, nil, refresh.Decision{}, err
+	}
+	d, err := r.Refresh(ctx, refresh.All)
+	if err != nil {
+		return nil, nil, refresh.Decision{}, err
+	}
+	a.log.Debug("rendered", "env", len(d.Env), "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V,
+		"took", time.Since(t0).Round(time.Microsecond))
+	return vc, r, d, nil
+}
+
+func (a *app) once(ctx context.Context) error {
+	_, _, d, err := a.prepare(ctx)
+	if err == nil {
+		a.log.Info("rendered", "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V)
+	}
+	return err
+}
+
+// printEnv prints the rendered environment as `export NAME='value'` lines
+// that sh and bash eval back to the exact values. File outputs are written
+// too, since variables such as AION_GATEWAY_API_KEYS_FILE name them.
+func (a *app) printEnv(ctx context.Context) error {
+	_, _, d, err := a.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, kv := range d.Env {
+		name, value, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&b, "export %s=%s\n", name, shell.Quote(value))
+	}
+	_, err = io.WriteString(a.st.stdout, b.String())
+	return err
+}
+
+// check validates everything a start would, prints what it found, and never
+// prints a secret value.
+func (a *app) check(ctx context.Context) error {
+	cfg := a.cfg
+	w := func(format string, args ...any) { fmt.Fprintf(a.st.stdout, format+"\n", args...) }
+	w("vault    %s (namespace %q)", cfg.VaultAddr.V, cfg.Namespace.V)
+	vc, err := vault.New(vaultOptions(cfg, a))
+	if err != nil {
+		return err
+	}
+	r := refresh.New(refreshOptions(cfg, a), vc)
+	if err := r.Load(); err != nil {
+		w("templates ERROR %v", err)
+		return err
+	}
+	au, err := vc.Login(ctx)
+	if err != nil {
+		w("auth     %s ERROR %v", cfg.AuthMethod.V, err)
+		return err
+	}
+	ttl := "never expires"
+	if au.TTL > 0 {
+		ttl = au.TTL.String()
+	}
+	w("auth     %s OK: ttl %s, renewable %t, policies [%s]", au.Method, ttl, au.Renewable, strings.Join(au.Policies, ","))
+	data, failed, first := a.checkSecrets(ctx, vc, r.Set(), w)
+	for _, t := range r.Set().Templates() {
+		state := "active"
+		if !t.Active {
+			state = "inactive (secret not configured)"
+		}
+		w("template %-26s %-4s %-9s secrets [%s] %s", t.Name, t.Kind, t.Source, strings.Join(t.Secrets, ","), state)
+	}
+	if failed > 0 {
+		return sysexits.Wrap(sysexits.Code(first), fmt.Errorf("check failed: %d of %d secrets unreadable", failed, len(cfg.Secrets)))
+	}
+	if _, err := r.Set().Render(data); err != nil {
+		w("render   ERROR %v", err)
+		return err
+	}
+	w("render   OK (nothing written)")
+	return nil
+}
+
+// checkSecrets reads every secret and prints what it found: path, mount,
+// version and the key names a template names, never a value.
+func (a *app) checkSecrets(ctx context.Context, vc *vault.Client, set *render.Set, w func(string, ...any)) (render.Data, int, error) {
+	data := render.Data{render.EnvKey: a.cfg.Env.V}
+	failed := 0
+	var first error
+	for _, s := range a.cfg.Secrets {
+		sec, err := vc.Read(ctx, vault.Ref{Name: s.Name, Path: s.Path})
+		if err != nil {
+			w("secret   %-18s %s ERROR %v", s.Name, s.Path, err)
+			if failed++; first == nil {
+				first = err
+			}
+			continue
+		}
+		ver := "kv-v1"
+		if sec.KVVersion == 2 {
+			ver = fmt.Sprintf("kv-v2 version %d", sec.Version)
+		}
+		w("secret   %-18s %s -> %s (mount %s, %s) keys [%s] OK", s.Name, s.Path, sec.APIPath, sec.Mount, ver, a.keyList(set, sec.Keys()))
+		data[s.Name] = sec.Data
+	}
+	if len(a.cfg.Secrets) == 0 {
+		w("secrets  none configured: set AION_<NAME>_SECRET_PATH")
+	}
+	return data, failed, first
+}
+
+// keyList names the keys that a template or AION_HOST_FIELDS names and
+// counts the others: the keys of some secrets are secrets themselves
+// (gateway API keys), so `check` must not print every key name.
+func (a *app) keyList(set *render.Set, keys []string) string {
+	var named []string
+	hidden := 0
+	for _, k := range keys {
+		if set.Names(k) || slices.Contains(a.cfg.HostFields.V, k) {
+			named = append(named, k)
+		} else {
+			hidden++
+		}
+	}
+	if hidden > 0 {
+		named = append(named, fmt.Sprintf("+%d not named by any template", hidden))
+	}
+	return strings.Join(named, ",")
+}
+
+// devBootstrap prepares the local Vault at AION_VAULT_ADDR for development
+// and prints what it created and what was already there, even when it
+// fails half-way. The state directory and the env file are the Python
+// script's: .vault/ and .env.vault.dev in the current directory.
+func (a *app) devBootstrap(ctx context.Context) error {
+	cfg := a.cfg
+	if cfg.Env.V != "" && cfg.Env.V != bootstrap.Env {
+		a.log.Warn("dev bootstrap seeds the dev deployment whatever AION_ENV says", "AION_ENV", cfg.Env.V, "seeds", bootstrap.SecretPrefix)
+	}
+	sum, err := bootstrap.Run(ctx, bootstrap.Options{
+		Addr:         cfg.VaultAddr.V,
+		KVMount:      cfg.KVMount.V,
+		AppRoleMount: cfg.AppRoleMount.V,
+		Namespace:    cfg.Namespace.V,
+		CACert:       cfg.CACert.V,
+		CAPath:       cfg.CAPath.V,
+		Timeout:      cfg.BootstrapTimeout.V,
+		Log:          a.log,
+	})
+	if _, werr := sum.WriteTo(a.st.stdout); err == nil {
+		err = werr
+	}
+	return err
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+
+	"github.com/aionos/aion-exec/internal/refresh"
+	"github.com/aionos/aion-exec/internal/supervise"
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+// supervise is the entrypoint mode: render everything, start the child,
+// then run the actor group until the child exits. It returns the child's
+// exit status, or an actor's failure with its exit code. Until the child
+// starts, a SIGINT or SIGTERM cancels prepCtx; handOver then passes
+// signals to the supervisor.
+//
+// The actors, and who stops whom (docs/design.md):
+//   - signals: every signal that can be caught, from before the first read
+//     on, forwarded to the child by the supervisor; never fails.
+//   - child: the supervisor; the child's exit ends the run.
+//   - lifetime: login renewal and re-login; Vault failures are retried
+//     and never fatal; credential files that cannot be watched are.
+//   - refresh: polls and template edits; failed passes keep the last good
+//     render and are never fatal; templates that cannot be watched are.
+//
+// When any actor returns, the others are stopped: the child with its stop
+// signal, then SIGKILL after AION_STOP_TIMEOUT.
+func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command []string) (int, error) {
+	// Catch the signals to forward while the secrets are read, not after:
+	// registering ~45 signals takes the better part of a millisecond.
+	sigs := make(chan os.Signal, 64)
+	caught := make(chan struct{})
+	go func() { defer close(caught); supervise.Notify(sigs) }()
+	defer func() { <-caught; signal.Stop(sigs) }()
+
+	vc, r, first, err := a.prepare(prepCtx)
+	if err != nil {
+		return 0, err
+	}
+	handOver()
+	<-caught
+
+	environ := os.Environ()
+	forward := make(chan os.Signal, 64)
+	sup := supervise.New(supervise.Options{
+		Args:        command,
+		Env:         childEnv(a.cfg, environ, first.Env),
+		Stdin:       fileOf(a.st.stdin),
+		Stdout:      fileOf(a.st.stdout),
+		Stderr:      fileOf(a.st.stderr),
+		StopSignal:  a.cfg.StopSignal.V,
+		StopTimeout: a.cfg.StopTimeout.V,
+		Group:       a.cfg.SignalGroup.V,
+		Logger:      a.log,
+		Signals:     forward,
+	})
+	apply := func(d refresh.Decision) {
+		switch d.Action {
+		case refresh.Restart:
+			sup.Restart(childEnv(a.cfg, environ, d.Env))
+		case refresh.Reload:
+			if a.cfg.ReloadSignal.V != 0 {
+				sup.Reload(a.cfg.ReloadSignal.V)
+			}
+		}
+	}
+	code, startErr := 0, error(nil)
+	err = runGroup(ctx, a.log,
+		actor{"signals", func(ctx context.Context) error { relay(ctx, sigs, forward); return nil }},
+		actor{"child", func(ctx context.Context) error {
+			// A child that cannot start (127, 126) is reported by the
+			// caller as a shell would, not as an actor's failure.
+			code, startErr = sup.Run(ctx)
+			return errDone
+		}},
+		actor{"lifetime", vc.KeepAlive},
+		actor{"refresh", func(ctx context.Context) error { return r.Run(ctx, apply) }},
+	)
+	if err != nil {
+		return sysexits.Code(err), err
+	}
+	return code, startErr
+}
+
+// relay passes caught signals on until ctx ends.
+func relay(ctx context.Context, from <-chan os.Signal, to chan<- os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-from:
+			select {
+			case to <- sig:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// fileOf hands the child our own descriptor when the stream is one, so a
+// terminal stays a terminal; nil means the supervisor's default (ours).
+func fileOf(s any) *os.File {
+	f, _ := s.(*os.File)
+	return f
+}

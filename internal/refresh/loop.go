@@ -1,0 +1,99 @@
+package refresh
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/aionos/aion-exec/internal/backoff"
+	"github.com/aionos/aion-exec/internal/filewatch"
+	"github.com/aionos/aion-exec/internal/statelog"
+	"github.com/aionos/aion-exec/internal/sysexits"
+	"github.com/aionos/aion-exec/internal/vault"
+)
+
+// Run is the refresh actor of a supervised run: it runs a pass at every
+// poll (every Interval, less up to 10% jitter, timed from the previous
+// poll's start so that a change reaches the child within one interval) and
+// at every settled edit of the templates directory, and hands each decision
+// that asks for something to apply. A failing pass keeps the last good
+// render and is logged once per state; a Vault that is down is retried with
+// backoff. It returns nil when ctx ends, or an error when the templates
+// directory cannot be watched: edits that silently stop arriving are worse
+// than a restart.
+func (r *Refresher) Run(ctx context.Context, apply func(Decision)) error {
+	var edits <-chan struct{}
+	if dir := r.opts.Templates.TemplatesDir; dir != "" {
+		w, err := filewatch.Start(ctx, r.opts.Log, []string{dir}, filewatch.Dir(dir))
+		if err != nil {
+			return sysexits.Wrap(sysexits.Usage, fmt.Errorf("watch the templates (AION_TEMPLATES_DIR): %w", err))
+		}
+		defer w.Stop()
+		edits = w.C
+	}
+	l := loop{r: r, apply: apply, b: backoff.Backoff{Min: time.Second, Max: r.opts.Interval}}
+	poll := time.NewTimer(backoff.Jitter(r.opts.Interval))
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C:
+			started := time.Now()
+			wait, ok := l.pass(ctx, Due{Secrets: true})
+			r.opts.Log.Debug("polled", "ok", ok, "goroutines", runtime.NumGoroutine())
+			poll.Reset(max(0, wait-time.Since(started)))
+		case <-edits:
+			l.pass(ctx, Due{Templates: true})
+		}
+	}
+}
+
+// loop is Run's state between passes.
+type loop struct {
+	r      *Refresher
+	apply  func(Decision)
+	b      backoff.Backoff
+	vault  statelog.State // reads failing
+	render statelog.State // templates, render or write failing
+}
+
+// pass runs one pass, logs what it found and applies the decision. It
+// returns the wait until the next poll and whether the pass succeeded.
+func (l *loop) pass(ctx context.Context, due Due) (time.Duration, bool) {
+	log := l.r.opts.Log
+	d, err := l.r.Refresh(ctx, due)
+	var f *failure
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return 0, false
+	case errors.As(err, &f) && f.stage == reading:
+		l.vault.Fail(log, slog.LevelWarn, "vault read failed; the child keeps running on the last good render", err)
+		if vault.Transient(err) {
+			return l.b.Next(), false
+		}
+		return backoff.Jitter(l.r.opts.Interval), false
+	default:
+		l.render.Fail(log, slog.LevelError, "render failed; keeping the last good outputs", err)
+		return backoff.Jitter(l.r.opts.Interval), false
+	}
+	if due.Secrets {
+		l.vault.Recover(log, "vault read recovered")
+		l.b.Reset()
+	}
+	l.render.Recover(log, "render recovered")
+	if d.Action != None {
+		what := d.Action.String()
+		if d.Action == Reload {
+			what = cmp.Or(l.r.opts.ReloadName, "no signal (AION_RELOAD_SIGNAL=none)")
+		}
+		log.Info(fmt.Sprintf("%s → %s", d.Change, what))
+		l.apply(d)
+	}
+	return backoff.Jitter(l.r.opts.Interval), true
+}
