@@ -11,11 +11,20 @@ demo=$root/.demo
 rm -rf "$demo"
 mkdir -p "$demo/bin" "$demo/vault/raft"
 pids=()
+pgdir=""
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# runuser does not pass a signal on to postgres: stop the cluster by
+	# its own means, then remove it.
+	if [ -n "$pgdir" ] && [ -f "$pgdir/data/postmaster.pid" ]; then
+		run_pg "$pgbin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null 2>&1 || true
+	fi
 	wait 2>/dev/null || true
+	[ -n "$pgdir" ] && rm -rf "$pgdir"
+	return 0
 }
 trap cleanup EXIT
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
@@ -55,7 +64,6 @@ say "starting PostgreSQL for the example service"
 pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | tail -1)")
 pgport=$(free_port)
 pgdir=$(mktemp -d /tmp/aion-demo-pg.XXXXXX)
-run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$pgdir"
 run_pg "$pgbin/initdb" -D "$pgdir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
 run_pg "$pgbin/postgres" -D "$pgdir/data" -p "$pgport" -k "$pgdir" -c listen_addresses=127.0.0.1 >"$demo/postgres.log" 2>&1 &
