@@ -1,6 +1,6 @@
 module github.com/aionos/aion-exec/examples/check
 
-// The examples' static checks (see doc.go), a module of
+// The examples' static checks and cmd/topology (see doc.go), a module of
 // their own so that the parsers stay out of aion-exec's go.mod. go 1.26.8 is
 // what github.com/moby/buildkit v0.34 asks for.
 go 1.26.8
