@@ -9,7 +9,6 @@ require (
 	github.com/hashicorp/vault/api/auth/approle v0.12.0
 	github.com/sethvargo/go-envconfig v1.4.3
 	golang.org/x/sys v0.38.0
-	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
