@@ -10,7 +10,6 @@ require (
 	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/oklog/run v1.2.0
 	golang.org/x/sys v0.38.0
-	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

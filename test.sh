@@ -10,5 +10,6 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags integration ./integration/
 go test -race -count=1 ./...
 (cd bench && go vet ./... && go test -count=1 ./...)   # the benchmark harness, a module of its own
+(cd examples/check && go vet ./... && go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... && go test -count=1 ./...)   # the examples' static checks, a module of its own
 (cd examples/node-service && npm ci --no-audit --no-fund --silent)
 go test -tags integration -count=1 -timeout 45m ./integration/
