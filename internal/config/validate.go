@@ -56,7 +56,6 @@ func orName(src, env string) string {
 func (c *Config) vault(p *Problems) {
 	c.VaultAddr.V = strings.TrimRight(c.VaultAddr.V, "/")
 	c.KVMount.V = strings.Trim(c.KVMount.V, "/")
-	c.AppRoleMount.V = strings.Trim(c.AppRoleMount.V, "/")
 	c.Namespace.V = strings.Trim(c.Namespace.V, "/")
 	switch addr := c.VaultAddr.V; {
 	case addr == "":
@@ -77,7 +76,13 @@ func (c *Config) auth(p *Problems) {
 			c.AuthMethod.V = "approle"
 		}
 	}
-	switch c.AuthMethod.V {
+	method := c.AuthMethod.V
+	if !slices.Contains(Methods, method) {
+		p.add(name(&c.AuthMethod, "AION_VAULT_AUTH_METHOD"), fmt.Sprintf("is %q; want %s", method, orList(Methods)))
+		return
+	}
+	c.mount(p)
+	switch method {
 	case "token":
 		one(p, &c.Token, "AION_VAULT_TOKEN", &c.TokenFile, "AION_VAULT_TOKEN_FILE", "(nor VAULT_TOKEN, nor AION_VAULT_TOKEN_FILE) and token auth needs one")
 	case "approle":
@@ -85,12 +90,41 @@ func (c *Config) auth(p *Problems) {
 			p.add("AION_VAULT_APPROLE_ROLE_ID", "is not set and approle auth needs it")
 		}
 		one(p, &c.SecretID, "AION_VAULT_APPROLE_SECRET_ID", &c.SecretIDFile, "AION_VAULT_APPROLE_SECRET_ID_FILE", "(nor AION_VAULT_APPROLE_SECRET_ID_FILE) and approle auth needs it")
-		if !mountRE.MatchString(c.AppRoleMount.V) {
-			p.add(name(&c.AppRoleMount, "AION_VAULT_APPROLE_MOUNT"), "must be an auth mount path such as approle")
+	case "jwt", "kubernetes":
+		if c.AuthRole.V == "" {
+			p.add("AION_VAULT_AUTH_ROLE", "is not set and "+method+" auth needs the role to log in as")
 		}
-	default:
-		p.add(name(&c.AuthMethod, "AION_VAULT_AUTH_METHOD"), fmt.Sprintf("is %q; want token or approle", c.AuthMethod.V))
+		if c.JWTFile.V == "" && method == "kubernetes" {
+			c.JWTFile.V = KubernetesTokenFile
+		}
+		if c.JWTFile.V == "" {
+			p.add("AION_VAULT_JWT_FILE", "is not set and jwt auth needs the file that holds the JWT")
+		}
+	case "cert":
+		if c.ClientCert.V == "" {
+			p.add("AION_VAULT_CLIENT_CERT", "is not set and cert auth logs in with the client certificate")
+		}
 	}
+}
+
+// mount is where the method is mounted: AION_VAULT_AUTH_MOUNT, for
+// AppRole also its older alias AION_VAULT_APPROLE_MOUNT, else the
+// method's own name.
+func (c *Config) mount(p *Problems) {
+	m, env := strings.Trim(c.AuthMount.V, "/"), name(&c.AuthMount, "AION_VAULT_AUTH_MOUNT")
+	if alias := strings.Trim(c.AppRoleMount.V, "/"); c.AuthMethod.V == "approle" && alias != "" {
+		if m != "" && m != alias {
+			p.add(name(&c.AppRoleMount, "AION_VAULT_APPROLE_MOUNT"), "conflicts with AION_VAULT_AUTH_MOUNT; set one of them")
+		}
+		m, env = alias, name(&c.AppRoleMount, "AION_VAULT_APPROLE_MOUNT")
+	}
+	if m == "" {
+		m = c.AuthMethod.V
+	}
+	if !mountRE.MatchString(m) {
+		p.add(env, fmt.Sprintf("is %q; want an auth mount path such as %s", m, c.AuthMethod.V))
+	}
+	c.AuthMount.V = m
 }
 
 // one requires exactly one of a credential and the file that holds it.
@@ -103,9 +137,12 @@ func one(p *Problems, v *Var[string], env string, file *Var[string], fileEnv, mi
 	}
 }
 
-// files checks that each file a setting names can be read now; the token
-// and secret-ID files are read again at every login.
+// files checks that each file a setting names can be read now; credential
+// files are read again at every login, TLS files when they change.
 func (c *Config) files(p *Problems) {
+	if (c.ClientCert.V == "") != (c.ClientKey.V == "") {
+		p.add("AION_VAULT_CLIENT_KEY", "and AION_VAULT_CLIENT_CERT go together: set both or neither")
+	}
 	for _, f := range []struct {
 		v   *Var[string]
 		env string
@@ -113,6 +150,10 @@ func (c *Config) files(p *Problems) {
 		{&c.TokenFile, "AION_VAULT_TOKEN_FILE"},
 		{&c.SecretIDFile, "AION_VAULT_APPROLE_SECRET_ID_FILE"},
 		{&c.CACert, "AION_VAULT_CACERT"},
+		{&c.CAPath, "AION_VAULT_CAPATH"},
+		{&c.ClientCert, "AION_VAULT_CLIENT_CERT"},
+		{&c.ClientKey, "AION_VAULT_CLIENT_KEY"},
+		{&c.JWTFile, "AION_VAULT_JWT_FILE"},
 	} {
 		if f.v.V == "" {
 			continue
