@@ -6,7 +6,6 @@ package vault
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,33 +40,41 @@ type Options struct {
 	Log       *slog.Logger // nil discards
 }
 
-// TLS is how the client trusts Vault's certificate.
-type TLS struct {
-	CACert string // PEM bundle (AION_VAULT_CACERT)
-	CAPath string // directory of PEM certificates (AION_VAULT_CAPATH)
-}
-
-// AuthOptions say how to log in. Method is "token" or "approle".
+// AuthOptions say how to log in: Method is "token", "approle", "jwt",
+// "kubernetes" or "cert", mounted at auth/<Mount>.
 type AuthOptions struct {
 	Method       string
+	Mount        string
+	Role         string // jwt, kubernetes; cert: the certificate role (optional)
 	Token        string // token auth, from the environment
 	TokenFile    string // token auth, re-read at every login
 	RoleID       string
 	SecretID     string // plain or a response-wrapping token
 	SecretIDFile string
-	AppRoleMount string
+	JWTFile      string // jwt, kubernetes: re-read at every login
+}
+
+// files are the credential files of a login, watched for rotation.
+func (a AuthOptions) files() []string {
+	return []string{a.TokenFile, a.SecretIDFile, a.JWTFile}
 }
 
 // Client is a logged-in view of one Vault for one configuration.
 type Client struct {
 	api    *api.Client
 	opts   Options
+	trust  *trust
 	log    *slog.Logger
 	mounts mountCache
 
 	mu        sync.Mutex
 	auth      *Auth             // the live login; replaced by KeepAlive
 	unwrapped map[string]string // the last wrapping token -> its secret ID
+	dead      bool              // a read found the token gone; logged once
+
+	loginMu  sync.Mutex    // one login at a time: the lifetime's or a read's
+	gen      int           // logins so far, under loginMu
+	replaced chan struct{} // a read logged in anew: KeepAlive watches the new token
 }
 
 // requestTimeout bounds one HTTP request; a fleet must not hang on a Vault
@@ -83,9 +90,13 @@ func New(opts Options) (*Client, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	hc := cleanhttp.DefaultPooledClient()
-	// cleanhttp's transport has no TLS config, and the SDK's ConfigureTLS
-	// then drops the CA on the floor: give it one to fill in.
-	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	// Our own TLS config rather than the SDK's ConfigureTLS, which reads
+	// the CA and client certificate once: cert-manager rotates them.
+	t := &trust{opts: opts.TLS}
+	hc.Transport.(*http.Transport).TLSClientConfig = t.config()
+	if opts.TLS.SkipVerify {
+		opts.Log.Warn("AION_VAULT_SKIP_VERIFY is set: Vault's certificate is not verified, so anyone on the way to Vault can read the secrets")
+	}
 	ac := &api.Config{
 		Address:      opts.Addr,
 		HttpClient:   hc,
@@ -93,12 +104,10 @@ func New(opts Options) (*Client, error) {
 		MaxRetries:   2,
 		MinRetryWait: 100 * time.Millisecond,
 		MaxRetryWait: time.Second,
+		CheckRetry:   checkRetry,
 	}
 	if opts.NoRetries {
 		ac.MaxRetries = 0
-	}
-	if err := ac.ConfigureTLS(&api.TLSConfig{CACert: opts.TLS.CACert, CAPath: opts.TLS.CAPath}); err != nil {
-		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("configure TLS from AION_VAULT_CACERT: %w", err))
 	}
 	c, err := api.NewClient(ac)
 	if err != nil {
@@ -107,7 +116,18 @@ func New(opts Options) (*Client, error) {
 	c.SetHeaders(http.Header{})
 	c.SetNamespace(opts.Namespace)
 	isolate(c)
-	return &Client{api: c, opts: opts, log: opts.Log}, nil
+	return &Client{api: c, opts: opts, trust: t, log: opts.Log, replaced: make(chan struct{}, 1)}, nil
+}
+
+// checkRetry is the SDK's retry policy, except that a certificate problem
+// is never retried: waiting does not fix it, and it must fail at once.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if err != nil {
+		if _, _, ok := tlsFailure(err); ok {
+			return false, err
+		}
+	}
+	return api.DefaultRetryPolicy(ctx, resp, err)
 }
 
 // isolate undoes what the SDK takes from the process environment on every
@@ -128,6 +148,9 @@ func (c *Client) API() *api.Client { return c.api }
 func classify(err error) error {
 	if err == nil {
 		return nil
+	}
+	if _, code, ok := tlsFailure(err); ok {
+		return sysexits.Wrap(code, err)
 	}
 	var re *api.ResponseError
 	if errors.As(err, &re) {
@@ -154,6 +177,9 @@ func classify(err error) error {
 // Transient reports whether err is worth retrying: Vault unreachable, sealed,
 // standby without a leader, rate-limiting or failing with a 5xx.
 func Transient(err error) bool {
+	if _, _, ok := tlsFailure(err); ok {
+		return false
+	}
 	var re *api.ResponseError
 	if errors.As(err, &re) {
 		return re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500 || re.StatusCode == http.StatusPreconditionFailed
@@ -173,6 +199,9 @@ func Cause(err error) error { return short(err) }
 // short turns an SDK error into its essence: the SDK's messages repeat the
 // method and URL and spread over lines; ours name the operation once.
 func short(err error) error {
+	if msg, _, ok := tlsFailure(err); ok {
+		return &statusError{msg: msg, err: err}
+	}
 	var re *api.ResponseError
 	if errors.As(err, &re) {
 		msg := strings.Join(re.Errors, "; ")
