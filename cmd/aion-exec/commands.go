@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -83,16 +84,24 @@ func (a *app) check(ctx context.Context) error {
 		w("templates ERROR %v", err)
 		return err
 	}
+	method := cfg.AuthMethod.V
+	if method != "token" {
+		method += " at auth/" + cfg.AuthMount.V
+	}
+	if cfg.AuthRole.V != "" {
+		method += " as role " + cfg.AuthRole.V
+	}
 	au, err := vc.Login(ctx)
+	a.checkTLS(vc, w)
 	if err != nil {
-		w("auth     %s ERROR %v", cfg.AuthMethod.V, err)
+		w("auth     %s ERROR %v", method, err)
 		return err
 	}
 	ttl := "never expires"
 	if au.TTL > 0 {
 		ttl = au.TTL.String()
 	}
-	w("auth     %s OK: ttl %s, renewable %t, policies [%s]", au.Method, ttl, au.Renewable, strings.Join(au.Policies, ","))
+	w("auth     %s OK: ttl %s, renewable %t, policies [%s]", method, ttl, au.Renewable, strings.Join(au.Policies, ","))
 	data, failed, first := a.checkSecrets(ctx, vc, r.Set(), w)
 	for _, t := range r.Set().Templates() {
 		state := "active"
@@ -110,6 +119,23 @@ func (a *app) check(ctx context.Context) error {
 	}
 	w("render   OK (nothing written)")
 	return nil
+}
+
+// checkTLS prints what Vault's certificate says: who it is, who signed
+// it, and how long it has left.
+func (a *app) checkTLS(vc *vault.Client, w func(string, ...any)) {
+	c := vc.ServerCertificate()
+	switch {
+	case c == nil && strings.HasPrefix(a.cfg.VaultAddr.V, "http://"):
+		w("tls      none: plain HTTP")
+	case c != nil:
+		verified := "verified"
+		if a.cfg.SkipVerify.V {
+			verified = "NOT verified (AION_VAULT_SKIP_VERIFY)"
+		}
+		w("tls      %s: subject %q, issuer %q, expires %s (%d days)", verified, c.Subject.CommonName, c.Issuer.CommonName,
+			c.NotAfter.UTC().Format(time.RFC3339), int(time.Until(c.NotAfter).Hours()/24))
+	}
 }
 
 // checkSecrets reads every secret and prints what it found: path, mount,
@@ -171,10 +197,9 @@ func (a *app) devBootstrap(ctx context.Context) error {
 	sum, err := bootstrap.Run(ctx, bootstrap.Options{
 		Addr:         cfg.VaultAddr.V,
 		KVMount:      cfg.KVMount.V,
-		AppRoleMount: cfg.AppRoleMount.V,
+		AppRoleMount: cmp.Or(cfg.AppRoleMount.V, "approle"),
 		Namespace:    cfg.Namespace.V,
-		CACert:       cfg.CACert.V,
-		CAPath:       cfg.CAPath.V,
+		TLS:          vaultOptions(cfg, a).TLS,
 		Timeout:      cfg.BootstrapTimeout.V,
 		Log:          a.log,
 	})

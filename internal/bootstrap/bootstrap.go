@@ -21,6 +21,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/aionos/aion-exec/internal/vault"
 )
 
 // Defaults of Options, relative to the current directory like the Python
@@ -46,12 +48,11 @@ var Services = []string{"gateway", "control", "console"}
 // the settings' (their defaults live in internal/config); the rest have
 // defaults here.
 type Options struct {
-	Addr         string // Vault API URL
-	KVMount      string // KV-v2 mount to enable and seed
-	AppRoleMount string // AppRole auth mount
-	Namespace    string // Vault Enterprise namespace for everything after unseal
-	CACert       string // PEM bundle for Vault's TLS
-	CAPath       string // directory of PEM certificates for Vault's TLS
+	Addr         string    // Vault API URL
+	KVMount      string    // KV-v2 mount to enable and seed
+	AppRoleMount string    // AppRole auth mount
+	Namespace    string    // Vault Enterprise namespace for everything after unseal
+	TLS          vault.TLS // how to trust Vault, as aion-exec's own runs do
 
 	// Timeout bounds the wait for Vault to answer and, once unsealed, to
 	// become active (AION_VAULT_BOOTSTRAP_TIMEOUT).

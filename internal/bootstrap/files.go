@@ -150,7 +150,7 @@ func readEnvToken(path string) string {
 // writeEnvFile writes .env.vault.dev, mode 0600, atomically.
 func (b *bootstrapper) writeEnvFile(context.Context) error {
 	o := &b.opts
-	cacert := o.CACert
+	cacert := o.TLS.CACert
 	if cacert != "" {
 		if abs, err := filepath.Abs(cacert); err == nil {
 			cacert = abs // the file is sourced from anywhere

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aionos/aion-exec/internal/sysexits"
+	"github.com/aionos/aion-exec/internal/vault"
 )
 
 func TestTemplatePolicy(t *testing.T) {
@@ -110,7 +111,7 @@ func TestEnvFileIsSourceableAndPrivate(t *testing.T) {
 	path := filepath.Join(dir, "sub", ".env.vault.dev")
 	tricky := `hvs.it's "quoted" $HOME ` + "`id`" + ` \n; rm -rf /`
 	b := &bootstrapper{
-		opts: Options{Addr: "http://127.0.0.1:8200", KVMount: "team/kv", AppRoleMount: "approle", EnvFile: path, CACert: "ca.pem"},
+		opts: Options{Addr: "http://127.0.0.1:8200", KVMount: "team/kv", AppRoleMount: "approle", EnvFile: path, TLS: vault.TLS{CACert: "ca.pem"}},
 		sum:  &Summary{}, token: tricky,
 		roleIDs: map[string]string{"gateway": "gw-id", "control": "ctl-id", "console": "con-id"},
 	}

@@ -2,9 +2,12 @@ package vault
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -44,10 +47,44 @@ func (c *Client) Login(ctx context.Context) (*Auth, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.auth = a
-	c.mu.Unlock()
+	c.setAuth(a)
 	return a, nil
+}
+
+func (c *Client) setAuth(a *Auth) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.auth, c.dead = a, false
+}
+
+func (c *Client) current() *Auth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.auth
+}
+
+// loginOnce logs in unless another login finished since seen (the
+// generation the caller saw when it decided to log in), so that the
+// lifetime actor and a read that found the token dead never both log in.
+func (c *Client) loginOnce(ctx context.Context, seen int) (*Auth, int, error) {
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	if c.gen != seen {
+		return c.current(), c.gen, nil
+	}
+	a, err := c.login(ctx)
+	if err != nil {
+		return nil, c.gen, err
+	}
+	c.gen++
+	c.setAuth(a)
+	return a, c.gen, nil
+}
+
+func (c *Client) generation() int {
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	return c.gen
 }
 
 // login authenticates on a private copy of the client (a login passes
@@ -64,6 +101,11 @@ func (c *Client) login(ctx context.Context) (*Auth, error) {
 	switch c.opts.Auth.Method {
 	case "approle":
 		a, err = c.loginAppRole(ctx, lc)
+	case "jwt", "kubernetes":
+		a, err = c.loginJWT(ctx, lc)
+	case "cert":
+		a, err = c.loginMethod(ctx, lc, roleLogin{c.opts.Auth.Mount, map[string]any{"name": c.opts.Auth.Role}},
+			"the client certificate of AION_VAULT_CLIENT_CERT")
 	default:
 		a, err = c.loginToken(ctx, lc)
 	}
@@ -89,8 +131,9 @@ func (c *Client) loginToken(ctx context.Context, lc *api.Client) (*Auth, error) 
 	s, err := lc.Auth().Token().LookupSelfWithContext(ctx)
 	listed.Wait()
 	if err != nil {
+		var re *api.ResponseError
 		err = Fail("look up the token from "+src, err)
-		if sysexits.Code(err) == sysexits.NoPerm {
+		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
 			err = sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("look up the token from %s: the token is invalid, expired or revoked", src))
 		}
 		return nil, err
@@ -140,26 +183,84 @@ func (c *Client) loginAppRole(ctx context.Context, lc *api.Client) (*Auth, error
 		}
 	}
 	method, err := approle.NewAppRoleAuth(c.opts.Auth.RoleID, &approle.SecretID{FromString: secretID},
-		approle.WithMountPath(c.opts.Auth.AppRoleMount))
+		approle.WithMountPath(c.opts.Auth.Mount))
 	if err != nil {
 		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("set up approle login: %w", err))
 	}
+	return c.loginMethod(ctx, lc, method, "role ID or secret ID ("+src+")")
+}
+
+// loginJWT posts the JWT of AION_VAULT_JWT_FILE, read afresh (projected
+// service-account tokens rotate hourly), with the role.
+func (c *Client) loginJWT(ctx context.Context, lc *api.Client) (*Auth, error) {
+	jwt, err := readCredential(c.opts.Auth.JWTFile, "AION_VAULT_JWT_FILE")
+	if err != nil {
+		return nil, err
+	}
+	what := "the JWT in AION_VAULT_JWT_FILE " + c.opts.Auth.JWTFile
+	if exp, ok := jwtExpiry(jwt); ok && !exp.After(time.Now()) {
+		what += " (it expired at " + exp.UTC().Format(time.RFC3339) + ")"
+	}
+	return c.loginMethod(ctx, lc, roleLogin{c.opts.Auth.Mount, map[string]any{"role": c.opts.Auth.Role, "jwt": jwt}}, what)
+}
+
+// roleLogin is the login of the jwt, kubernetes and cert methods: a role
+// (and a JWT) posted to auth/<mount>/login.
+type roleLogin struct {
+	mount string
+	data  map[string]any
+}
+
+func (l roleLogin) Login(ctx context.Context, c *api.Client) (*api.Secret, error) {
+	return c.Logical().WriteWithContext(ctx, "auth/"+l.mount+"/login", l.data)
+}
+
+// loginMethod logs in with method and describes the login. Vault refuses a
+// bad credential with 400 (and cert login with 403): that is one line
+// naming what was refused, exit 77, never the credential.
+func (c *Client) loginMethod(ctx context.Context, lc *api.Client, method api.AuthMethod, credential string) (*Auth, error) {
+	op := fmt.Sprintf("log in with %s at auth/%s", c.opts.Auth.Method, c.opts.Auth.Mount)
+	if c.opts.Auth.Role != "" {
+		op += " as role " + c.opts.Auth.Role
+	}
 	lc.ClearToken()
 	s, err := lc.Auth().Login(ctx, method)
-	if err != nil {
-		var re *api.ResponseError
-		if errors.As(err, &re) && re.StatusCode == 400 {
-			return nil, sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("log in with approle at auth/%s: role ID or secret ID (%s) is invalid, expired or used up",
-				c.opts.Auth.AppRoleMount, src))
+	var re *api.ResponseError
+	switch {
+	case errors.As(err, &re) && (re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusForbidden):
+		why := strings.Join(re.Errors, "; ")
+		if why == "" || c.opts.Auth.Method == "approle" {
+			why = "invalid, expired or used up"
 		}
-		return nil, Fail("log in with approle at auth/"+c.opts.Auth.AppRoleMount, err)
+		return nil, sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("%s: Vault refused %s: %s", op, credential, why))
+	case err != nil:
+		return nil, Fail(op, err)
+	case s == nil || s.Auth == nil:
+		return nil, sysexits.Wrap(sysexits.DataErr, fmt.Errorf("%s: Vault's answer holds no token", op))
 	}
-	a := &Auth{Method: "approle", secret: s}
-	a.Accessor = s.Auth.Accessor
-	a.Policies = s.Auth.TokenPolicies
-	a.TTL = time.Duration(s.Auth.LeaseDuration) * time.Second
-	a.Renewable = s.Auth.Renewable
-	return a, nil
+	return &Auth{Method: c.opts.Auth.Method, secret: s, Accessor: s.Auth.Accessor, Policies: s.Auth.TokenPolicies,
+		TTL: time.Duration(s.Auth.LeaseDuration) * time.Second, Renewable: s.Auth.Renewable}, nil
+}
+
+// jwtExpiry reads the exp claim of a JWT without verifying it (Vault
+// does), to say when a refused token expired.
+func jwtExpiry(jwt string) (time.Time, bool) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return time.Time{}, false
+	}
+	n, err := claims.Exp.Int64()
+	return time.Unix(n, 0), err == nil && n > 0
 }
 
 // unwrapSecretID checks that a wrapping token was made by an AppRole

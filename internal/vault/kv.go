@@ -52,8 +52,44 @@ const maxParallel = 8
 
 // ReadAll reads every configured secret in parallel, one request each once
 // the mounts are known. It returns every failure, not only the first, joined
-// in configuration order; the exit code is the first failure's.
+// in configuration order; the exit code is the first failure's. A denial
+// whose cause is a token that is gone (revoked, expired, Vault restored
+// from an older snapshot) is not a denial: the client logs in again with
+// the configured method and reads once more.
 func (c *Client) ReadAll(ctx context.Context, secrets []Ref) ([]*Secret, error) {
+	seen := c.generation()
+	out, err := c.readAll(ctx, secrets)
+	if sysexits.Code(err) != sysexits.NoPerm || !c.tokenGone(ctx) {
+		return out, err
+	}
+	c.mu.Lock()
+	first := !c.dead
+	c.dead = true
+	c.mu.Unlock()
+	if first {
+		c.log.Warn("vault token no longer valid; logging in again", "method", c.opts.Auth.Method)
+	}
+	if _, gen, err := c.loginOnce(ctx, seen); err != nil {
+		return nil, err
+	} else if gen != seen {
+		select {
+		case c.replaced <- struct{}{}:
+		default:
+		}
+	}
+	return c.readAll(ctx, secrets)
+}
+
+// tokenGone asks Vault about the token itself: a lookup-self that is
+// refused means the token no longer exists; one that answers means the
+// token lacks a policy, a real denial.
+func (c *Client) tokenGone(ctx context.Context) bool {
+	_, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+func (c *Client) readAll(ctx context.Context, secrets []Ref) ([]*Secret, error) {
 	if err := c.loadMounts(ctx, c.api); err != nil {
 		return nil, err
 	}

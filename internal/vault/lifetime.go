@@ -18,18 +18,18 @@ import (
 // renews the token before it expires (Vault's LifetimeWatcher renews at
 // about two thirds of the TTL) and, when renewal ends (max TTL reached,
 // token revoked, renewal refused), logs in again: AppRole with its secret
-// ID, token auth by re-reading the token file. A token that never expires
-// needs nothing. Failed logins are retried with backoff, logged once per
-// state; reads keep using the old token meanwhile. A change of the token or
-// secret-ID file on disk logs in again at once.
+// ID, JWT or certificate, token auth by re-reading the token file. A token
+// that never expires needs nothing. Failed logins are retried with backoff,
+// logged once per state; reads keep using the old token meanwhile. A change
+// of the token, secret-ID or JWT file on disk logs in again at once.
 //
 // It returns nil when ctx ends, and an error only when the credential files
 // cannot be watched: a rotated credential that goes unnoticed would end in
 // an expired login.
 func (c *Client) KeepAlive(ctx context.Context) error {
 	reauth := make(<-chan struct{})
-	if dirs := filewatch.DirsOf(c.opts.Auth.TokenFile, c.opts.Auth.SecretIDFile); len(dirs) > 0 {
-		w, err := filewatch.Start(ctx, c.log, dirs, filewatch.Files(c.opts.Auth.TokenFile, c.opts.Auth.SecretIDFile))
+	if dirs := filewatch.DirsOf(c.opts.Auth.files()...); len(dirs) > 0 {
+		w, err := filewatch.Start(ctx, c.log, dirs, filewatch.Files(c.opts.Auth.files()...))
 		if err != nil {
 			return sysexits.Wrap(sysexits.Usage, fmt.Errorf("watch the credential files: %w", err))
 		}
@@ -38,34 +38,34 @@ func (c *Client) KeepAlive(ctx context.Context) error {
 	}
 	b := backoff.Backoff{Min: time.Second, Max: time.Minute}
 	for {
-		c.mu.Lock()
-		a := c.auth
-		c.mu.Unlock()
+		seen, a := c.generation(), c.current()
 		switch c.watch(ctx, a, reauth) {
 		case stopped:
 			return nil
+		case replaced:
+			continue // a read logged in anew after the token died
 		case rotated:
 			c.log.Info("credential file changed; logging in again")
 		}
-		if !c.relogin(ctx, &b) {
+		if !c.relogin(ctx, &b, seen) {
 			return nil
 		}
 	}
 }
 
 // relogin logs in until it succeeds or ctx ends (false).
-func (c *Client) relogin(ctx context.Context, b *backoff.Backoff) bool {
+func (c *Client) relogin(ctx context.Context, b *backoff.Backoff, seen int) bool {
 	var state statelog.State
 	for {
-		na, err := c.login(ctx)
+		na, gen, err := c.loginOnce(ctx, seen)
 		if err == nil {
 			b.Reset()
-			c.mu.Lock()
-			c.auth = na
-			c.mu.Unlock()
-			c.log.Info("vault login renewed", "method", na.Method, "ttl", na.TTL)
+			if gen == seen+1 {
+				c.log.Info("vault login renewed", "method", na.Method, "ttl", na.TTL)
+			}
 			return true
 		}
+		seen = gen
 		wait := b.Next()
 		state.Fail(c.log, slog.LevelWarn, "vault login failed; retrying with backoff", err, "method", c.opts.Auth.Method)
 		select {
@@ -83,6 +83,7 @@ const (
 	stopped  outcome = iota // ctx ended
 	expiring                // renewal ended or the token nears its expiry
 	rotated                 // a credential file changed
+	replaced                // a read logged in anew
 )
 
 // watch renews a until renewal ends, the token nears its expiry, a
@@ -110,6 +111,8 @@ func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) out
 			return stopped
 		case <-reauth:
 			return rotated
+		case <-c.replaced:
+			return replaced
 		case <-due:
 			due = nil
 			w, err := c.api.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: a.secret})
