@@ -46,6 +46,12 @@ func (l *launcher) start(env []string) (child, int, error) {
 		fds[i] = f.Fd()
 	}
 	sys := &syscall.SysProcAttr{Setpgid: l.opts.Group}
+	if os.Getpid() != 1 {
+		// The child never outlives aion-exec, even one killed by SIGKILL or
+		// the OOM killer. As PID 1 the kernel kills the whole PID namespace
+		// anyway.
+		sys.Pdeathsig = syscall.SIGKILL
+	}
 	if l.foreground {
 		sys.Foreground, sys.Ctty = true, int(fds[0])
 	}
@@ -147,16 +153,29 @@ func signame(sig syscall.Signal) string {
 	return sig.String()
 }
 
-// forwarded reports whether sig is passed on to the child; see
-// Options.Signals for the reasons behind each exception.
+// forwarded reports whether sig is passed on to the child. Not forwarded:
+// SIGKILL and SIGSTOP (they cannot be caught), SIGCHLD (it drives reaping),
+// SIGURG (the Go runtime's preemption signal, sent to aion-exec by itself),
+// and the job-control signals SIGTSTP, SIGTTIN and SIGTTOU, which keep the
+// kernel's default: they stop aion-exec, and a terminal's ^Z stops its
+// whole foreground group, aion-exec and (without Group) the child together.
+// os/signal cannot deliver or tell apart the rest (SIGPIPE, SIGPROF, 32-34);
+// see rawSignals.
 func forwarded(sig syscall.Signal) bool {
 	switch sig {
-	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE, syscall.SIGPROF,
-		syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGABRT,
-		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, 32, 33:
+	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG,
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
 		return false
+	case syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34:
+		return rawSignals
 	}
 	return sig > 0 && sig <= 64
+}
+
+// stopsChild reports whether sig, forwarded, asks the child to end, so that
+// StopTimeout starts to run.
+func (o *Options) stopsChild(sig syscall.Signal) bool {
+	return sig == syscall.SIGINT || sig == syscall.SIGTERM || sig == syscall.SIGQUIT || sig == o.StopSignal
 }
 
 // forwardedSignals lists every signal forwarded, for signal.Notify.

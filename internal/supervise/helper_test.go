@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,10 +36,11 @@ const helperVar = "AION_SUPERVISE_HELPER"
 const secret = "AION_SUPERVISE_SECRET=hunter2-never-log-me"
 
 var helpers = map[string]func(){
-	"exit":   helperExit,
-	"child":  helperChild,
-	"orphan": helperOrphan,
-	"pid1":   helperPID1,
+	"exit":       helperExit,
+	"child":      helperChild,
+	"orphan":     helperOrphan,
+	"pid1":       helperPID1,
+	"supervisor": helperSupervisor,
 }
 
 var helperUsed sync.Map
@@ -102,7 +104,10 @@ func helperExit() {
 var (
 	catchable = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
 		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCONT, syscall.SIGWINCH, syscall.Signal(40)}
-	neverForwarded = []os.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU}
+	neverForwarded = []os.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU}
+	// faults are what the Go runtime treats as a crash unless caught; with
+	// HELPER_CATCH=faults a child prints them and the catchable ones.
+	faults = []os.Signal{syscall.SIGABRT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSYS}
 )
 
 func sigName(sig os.Signal) string {
@@ -120,6 +125,7 @@ func sigName(sig os.Signal) string {
 //
 //	exit N          exit with N
 //	ping            print "<role> pong"
+//	pid             print "<role> pid PID pdeathsig N"
 //	spawn ROLE      start a grandchild like itself, in its process group
 //	orphans N [M]   leave N orphans (see orphansCmd), print "<role> orphans PID..."
 //	                or, with M, exit with M right away
@@ -135,8 +141,11 @@ func helperChild() {
 	)
 	if catch := os.Getenv("HELPER_CATCH"); catch != "" {
 		sigs := catchable
-		if catch == "all" {
+		switch catch {
+		case "all":
 			sigs = append(slices.Clone(sigs), neverForwarded...)
+		case "faults":
+			sigs = append(slices.Clone(sigs), faults...)
 		}
 		var exitOn string
 		var exitCode int
@@ -167,6 +176,12 @@ func helperChild() {
 			os.Exit(atoi(f[1]))
 		case len(f) == 1 && f[0] == "ping":
 			say("pong")
+		case len(f) == 1 && f[0] == "pid":
+			var sig int
+			if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+				panic(err)
+			}
+			say("pid %d pdeathsig %d", os.Getpid(), sig)
 		case len(f) == 2 && f[0] == "spawn":
 			// The grandchild's stdin ends when this process does.
 			r, w, err := os.Pipe()
@@ -302,6 +317,26 @@ func helperPID1() {
 		fail("%v", err)
 	}
 	fmt.Println("pid1 ok")
+}
+
+// helperSupervisor is aion-exec in miniature: a Supervisor catching real
+// signals, with its own stdio, for the helper that HELPER_SUPERVISE names
+// and the rest of this environment, exiting with Run's status.
+func helperSupervisor() {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, helperVar+"=") })
+	env = append(env, helperVar+"="+os.Getenv("HELPER_SUPERVISE"))
+	stop, _ := time.ParseDuration(os.Getenv("HELPER_STOP_TIMEOUT"))
+	code, err := New(Options{Args: []string{self()}, Env: env, StopTimeout: stop}).Run(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "supervisor:", err)
+	}
+	os.Exit(code)
+}
+
+// supervisorEnv runs helper name under a "supervisor" helper.
+func supervisorEnv(name string, kv ...string) []string {
+	helperUsed.Store(name, true)
+	return helperEnv("supervisor", append([]string{"HELPER_SUPERVISE=" + name}, kv...)...)
 }
 
 // zombies lists the processes in state Z, as "pid (comm)".

@@ -30,6 +30,8 @@ type reaper struct {
 	mu       sync.Mutex
 	children map[int]chan<- syscall.WaitStatus
 	log      *slog.Logger // for orphans; the first active Supervisor's
+	spawn    *spawner     // runs while anyone reaps; see spawner
+	reply    chan spawnRes
 }
 
 // acquire starts reaping, if no Supervisor does yet; release stops it after
@@ -50,6 +52,7 @@ func (r *reaper) acquire(log *slog.Logger) (release func()) {
 		signal.Notify(sigchld, syscall.SIGCHLD)
 		r.mu.Lock()
 		r.log = log
+		r.spawn, r.reply = startSpawner(), make(chan spawnRes, 1)
 		r.mu.Unlock()
 		r.stop, r.done = make(chan struct{}), make(chan struct{})
 		go r.loop(sigchld, r.stop, r.done)
@@ -66,6 +69,12 @@ func (r *reaper) release() {
 	}
 	close(r.stop)
 	<-r.done
+	// Every child was reaped (Run returns only then), so none can be left
+	// to get the parent-death signal when the spawner's thread ends.
+	r.mu.Lock()
+	r.spawn.stop()
+	r.spawn = nil
+	r.mu.Unlock()
 }
 
 func (r *reaper) loop(sigchld chan os.Signal, stop <-chan struct{}, done chan<- struct{}) {
@@ -108,7 +117,7 @@ func (r *reaper) reapAll() {
 func (r *reaper) start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pid, err := syscall.ForkExec(path, argv, attr)
+	pid, err := r.spawn.forkExec(path, argv, attr, r.reply)
 	if err != nil {
 		return 0, nil, err
 	}

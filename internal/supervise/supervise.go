@@ -220,84 +220,117 @@ func Notify(c chan<- os.Signal) {
 
 // loop is Run's select loop: the one place that changes the child.
 func (s *Supervisor) loop(ctx context.Context, sigs <-chan os.Signal, env []string) (int, error) {
-	l := launcher{opts: &s.opts, log: s.log, foreground: s.opts.Group && ownsTerminal(s.opts.Stdin)}
-	c, code, err := l.start(env)
+	r := &round{s: s, l: launcher{opts: &s.opts, log: s.log, foreground: s.opts.Group && ownsTerminal(s.opts.Stdin)}}
+	c, code, err := r.l.start(env)
 	if err != nil {
 		return code, err
 	}
-	var (
-		next     []string // the environment to start with once c is gone
-		restart  bool     // c is being stopped to be replaced
-		quit     bool     // start no more children
-		stopping bool     // c was sent StopSignal
-		timer    *time.Timer
-		kill     <-chan time.Time
-		done     = ctx.Done()
-	)
-	stop := func(reason string) {
-		if stopping {
-			return
-		}
-		stopping = true
-		s.log.Info("stopping child", "pid", c.pid, "signal", signame(s.opts.StopSignal), "reason", reason)
-		l.signal(c, s.opts.StopSignal)
-		timer = time.NewTimer(s.opts.StopTimeout)
-		kill = timer.C
-	}
+	r.c = c
+	done := ctx.Done()
 	for {
 		select {
-		case ws := <-c.exited:
-			if timer != nil {
-				timer.Stop()
-				timer, kill = nil, nil
-			}
-			code := exitCode(ws)
-			s.log.Info("child exited", "pid", c.pid, "code", code)
-			if !restart || quit {
-				return code, nil
-			}
-			// Restarts asked for while c was stopping are coalesced into
-			// this one; reloads for c are moot.
-			if _, env, ok := s.take(); ok {
-				next = env
-			}
-			if c, code, err = l.start(next); err != nil {
+		case ws := <-r.c.exited:
+			if code, end, err := r.exited(ws); end {
 				return code, err
 			}
-			next, restart, stopping = nil, false, false
 		case sig, ok := <-sigs:
 			if !ok {
 				sigs = nil
 				continue
 			}
-			n, ok := sig.(syscall.Signal)
-			if !ok || !forwarded(n) {
-				continue
-			}
-			s.log.Debug("forwarding signal", "pid", c.pid, "signal", signame(n))
-			l.signal(c, n)
-			if n == syscall.SIGINT || n == syscall.SIGTERM || n == syscall.SIGQUIT || n == s.opts.StopSignal {
-				quit = true
+			if n, ok := sig.(syscall.Signal); ok && forwarded(n) {
+				r.forward(n)
 			}
 		case <-s.wake:
-			reloads, env, ok := s.take()
-			if ok && !quit {
-				next, restart = env, true
-				stop("restart")
-			}
-			if !stopping {
-				for _, sig := range reloads {
-					s.log.Debug("reloading child", "pid", c.pid, "signal", signame(sig))
-					l.signal(c, sig)
-				}
-			}
-		case <-kill:
-			kill = nil
-			s.log.Warn("child did not stop in time, killing it", "pid", c.pid, "timeout", s.opts.StopTimeout)
-			l.signal(c, syscall.SIGKILL)
+			r.mail()
+		case <-r.kill:
+			r.kill = nil
+			s.log.Warn("child did not stop in time, killing it", "pid", r.c.pid, "timeout", s.opts.StopTimeout)
+			r.l.signal(r.c, syscall.SIGKILL)
 		case <-done:
-			done, quit = nil, true
-			stop("shutdown")
+			done, r.quit = nil, true
+			r.stop("shutdown", true)
 		}
 	}
+}
+
+// round is the state of loop for the child of the moment.
+type round struct {
+	s        *Supervisor
+	l        launcher
+	c        child
+	next     []string // the environment to start with once c is gone
+	restart  bool     // c is being stopped to be replaced
+	quit     bool     // start no more children
+	stopping bool     // c was asked to stop; StopTimeout runs
+	timer    *time.Timer
+	kill     <-chan time.Time
+}
+
+// stop starts StopTimeout for c, sending it StopSignal if send; a stop
+// under way goes on as it is.
+func (r *round) stop(reason string, send bool) {
+	if r.stopping {
+		return
+	}
+	r.stopping = true
+	o := &r.s.opts
+	if send {
+		r.s.log.Info("stopping child", "pid", r.c.pid, "signal", signame(o.StopSignal), "reason", reason)
+		r.l.signal(r.c, o.StopSignal)
+	}
+	r.timer = time.NewTimer(o.StopTimeout)
+	r.kill = r.timer.C
+}
+
+func (r *round) forward(sig syscall.Signal) {
+	r.s.log.Debug("forwarding signal", "pid", r.c.pid, "signal", signame(sig))
+	r.l.signal(r.c, sig)
+	if r.s.opts.stopsChild(sig) {
+		// An orchestrator asked for the end: the child gets StopTimeout
+		// from now to go, and no successor.
+		r.quit = true
+		r.stop(signame(sig), false)
+	}
+}
+
+// mail handles what Reload and Restart left in the mailbox.
+func (r *round) mail() {
+	reloads, env, ok := r.s.take()
+	if ok && !r.quit {
+		r.next, r.restart = env, true
+		r.stop("restart", true)
+	}
+	if r.stopping {
+		return
+	}
+	for _, sig := range reloads {
+		r.s.log.Debug("reloading child", "pid", r.c.pid, "signal", signame(sig))
+		r.l.signal(r.c, sig)
+	}
+}
+
+// exited handles c's end: end reports whether Run returns, with code and
+// err; otherwise the successor runs.
+func (r *round) exited(ws syscall.WaitStatus) (code int, end bool, err error) {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer, r.kill = nil, nil
+	}
+	code = exitCode(ws)
+	r.s.log.Info("child exited", "pid", r.c.pid, "code", code)
+	if !r.restart || r.quit {
+		return code, true, nil
+	}
+	// Restarts asked for while c was stopping are coalesced into this one;
+	// reloads for c are moot.
+	if _, env, ok := r.s.take(); ok {
+		r.next = env
+	}
+	c, code, err := r.l.start(r.next)
+	if err != nil {
+		return code, true, err
+	}
+	r.c, r.next, r.restart, r.stopping = c, nil, false, false
+	return 0, false, nil
 }
