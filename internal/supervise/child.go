@@ -40,6 +40,11 @@ func (l *launcher) start(env []string) (child, int, error) {
 	if path == "" {
 		return child{}, 127, sysexits.Wrap(127, fmt.Errorf("%s: command not found", name))
 	}
+	// The caller checked env with CheckArgSize; a kernel's E2BIG would not
+	// name the variable at fault.
+	if err := checkArgSize(path, l.opts.Args, env); err != nil {
+		return child{}, sysexits.DataErr, err
+	}
 	files := []*os.File{l.opts.Stdin, l.opts.Stdout, l.opts.Stderr}
 	fds := make([]uintptr, len(files))
 	for i, f := range files {
