@@ -35,6 +35,7 @@ type launcher struct {
 // it, 127 when the program is missing and 126 when it cannot be executed,
 // and an error that carries the same status for sysexits.Code.
 func (l *launcher) start(env []string) (child, int, error) {
+	env = l.opts.User.withHome(env)
 	name := l.opts.Args[0]
 	path := lookPath(name, pathOf(env))
 	if path == "" {
@@ -50,7 +51,7 @@ func (l *launcher) start(env []string) (child, int, error) {
 	for i, f := range files {
 		fds[i] = f.Fd()
 	}
-	sys := &syscall.SysProcAttr{Setpgid: l.opts.Group}
+	sys := &syscall.SysProcAttr{Setpgid: l.opts.Group, Credential: l.opts.User.credential()}
 	if os.Getpid() != 1 {
 		// The child never outlives aion-exec, even one killed by SIGKILL or
 		// the OOM killer. As PID 1 the kernel kills the whole PID namespace

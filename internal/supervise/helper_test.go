@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -24,6 +25,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
 // The test binary is also every child these tests supervise: TestMain runs
@@ -56,6 +59,9 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
+	if publicDir != "" {
+		os.RemoveAll(publicDir)
+	}
 	if code == 0 && flag.Lookup("test.run").Value.String() == "" && !testing.Short() {
 		for name := range helpers {
 			if _, ok := helperUsed.Load(name); !ok {
@@ -83,6 +89,36 @@ func orphansCmd(n, exit int) string {
 		return fmt.Sprintf("orphans %d %d", n, exit)
 	}
 	return fmt.Sprintf("orphans %d", n)
+}
+
+var (
+	publicOnce sync.Once
+	publicDir  string // holds publicSelf
+	publicErr  error
+)
+
+// publicSelf is a copy of the test binary that any user may execute, for
+// children that run as another user: the test binary's own directory is
+// root's alone.
+func publicSelf(t *testing.T) string {
+	t.Helper()
+	publicOnce.Do(func() {
+		publicDir, publicErr = os.MkdirTemp("", "supervise-public-")
+		if publicErr == nil {
+			publicErr = os.Chmod(publicDir, 0o755)
+		}
+		if publicErr != nil {
+			return
+		}
+		var b []byte
+		if b, publicErr = os.ReadFile(self()); publicErr == nil {
+			publicErr = os.WriteFile(filepath.Join(publicDir, "supervise.test"), b, 0o755)
+		}
+	})
+	if publicErr != nil {
+		t.Fatal(publicErr)
+	}
+	return filepath.Join(publicDir, "supervise.test")
 }
 
 func self() string {
@@ -126,6 +162,9 @@ func sigName(sig os.Signal) string {
 //	exit N          exit with N
 //	ping            print "<role> pong"
 //	pid             print "<role> pid PID pdeathsig N"
+//	ids             print "<role> ids uid=U gid=G groups=[...] home=H"
+//	parent          print "<role> parent environ E mem M", each "ok" or
+//	                "ok+secret" (the parent's environ holds secret) or the error
 //	spawn ROLE      start a grandchild like itself, in its process group
 //	orphans N [M]   leave N orphans (see orphansCmd), print "<role> orphans PID..."
 //	                or, with M, exit with M right away
@@ -182,6 +221,15 @@ func helperChild() {
 				panic(err)
 			}
 			say("pid %d pdeathsig %d", os.Getpid(), sig)
+		case len(f) == 1 && f[0] == "ids":
+			groups, err := syscall.Getgroups()
+			if err != nil {
+				panic(err)
+			}
+			slices.Sort(groups)
+			say("ids uid=%d gid=%d groups=%v home=%s", os.Getuid(), os.Getgid(), groups, os.Getenv("HOME"))
+		case len(f) == 1 && f[0] == "parent":
+			say("parent environ %s mem %s", tryRead(fmt.Sprintf("/proc/%d/environ", os.Getppid())), tryRead(fmt.Sprintf("/proc/%d/mem", os.Getppid())))
 		case len(f) == 2 && f[0] == "spawn":
 			// The grandchild's stdin ends when this process does.
 			r, w, err := os.Pipe()
@@ -213,6 +261,26 @@ func helperChild() {
 	}
 	// Stdin ended: the test is over, or failed; never outlive it.
 	runtime.KeepAlive(held)
+}
+
+// tryRead says whether path can be opened and read, and whether what it
+// read holds secret.
+func tryRead(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return strings.ReplaceAll(errors.Unwrap(err).Error(), " ", "-")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	switch {
+	case strings.Contains(string(b), secret):
+		return "ok+secret"
+	case err != nil && len(b) == 0 && strings.HasSuffix(path, "/mem"):
+		return "ok" // opened; mem reads fail at address 0
+	case err != nil:
+		return strings.ReplaceAll(errors.Unwrap(err).Error(), " ", "-")
+	}
+	return "ok"
 }
 
 // orphans starts n "orphan" helpers and waits for them: each leaves a
@@ -326,9 +394,22 @@ func helperSupervisor() {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, helperVar+"=") })
 	env = append(env, helperVar+"="+os.Getenv("HELPER_SUPERVISE"))
 	stop, _ := time.ParseDuration(os.Getenv("HELPER_STOP_TIMEOUT"))
-	code, err := New(Options{Args: []string{self()}, Env: env, StopTimeout: stop}).Run(context.Background())
+	if os.Getenv("HELPER_HARDEN") != "" {
+		if err := Harden(); err != nil {
+			panic(err)
+		}
+	}
+	var user *User
+	if spec := os.Getenv("HELPER_CHILD_USER"); spec != "" {
+		var err error
+		if user, err = LookupUser(spec); err != nil {
+			fmt.Println("supervisor:", err) // to the test, which reads our stdout
+			os.Exit(sysexits.Code(err))
+		}
+	}
+	code, err := New(Options{Args: []string{self()}, Env: env, StopTimeout: stop, User: user}).Run(context.Background())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "supervisor:", err)
+		fmt.Println("supervisor:", err)
 	}
 	os.Exit(code)
 }

@@ -50,6 +50,9 @@ type Options struct {
 	// over the terminal's foreground if aion-exec had it, like tini) and
 	// sends every signal to that whole group, like tini -g.
 	Group bool
+	// User, when set, is whom the child runs as; see LookupUser. Its HOME
+	// becomes User.Home, unless Env sets a HOME other than aion-exec's own.
+	User *User
 	// Logger gets one line per child start, exit, restart and kill. nil
 	// discards.
 	Logger *slog.Logger
@@ -197,6 +200,11 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	}()
 	if len(s.opts.Args) == 0 {
 		return sysexits.Usage, sysexits.Wrap(sysexits.Usage, errors.New("supervise: no command to run"))
+	}
+	if u := s.opts.User; u != nil {
+		if err := u.check(); err != nil {
+			return sysexits.NoPerm, err
+		}
 	}
 
 	defer reap.acquire(s.log)()
