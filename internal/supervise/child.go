@@ -20,12 +20,15 @@ import (
 type child struct {
 	pid    int
 	exited <-chan syscall.WaitStatus
+	out    concealing // with Options.Mask
 }
 
 // launcher starts and signals children for one Run.
 type launcher struct {
 	opts *Options
 	log  *slog.Logger
+	// values are the ones to conceal, for Options.Mask
+	values func() *matcher
 	// foreground: give each child's group the terminal, decided once per Run
 	// because after the first child took it aion-exec no longer has it.
 	foreground bool
@@ -47,6 +50,18 @@ func (l *launcher) start(env []string) (child, int, error) {
 		return child{}, sysexits.DataErr, err
 	}
 	files := []*os.File{l.opts.Stdin, l.opts.Stdout, l.opts.Stderr}
+	var pipes []*os.File // the write ends of masked streams
+	var out concealing
+	if l.opts.Mask {
+		for i := 1; i <= 2; i++ {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return child{}, 126, sysexits.Wrap(126, fmt.Errorf("%s: pipe for masked output: %w", name, err))
+			}
+			out = append(out, copyConcealed(r, files[i], l.values))
+			files[i], pipes = w, append(pipes, w)
+		}
+	}
 	fds := make([]uintptr, len(files))
 	for i, f := range files {
 		fds[i] = f.Fd()
@@ -63,7 +78,11 @@ func (l *launcher) start(env []string) (child, int, error) {
 	}
 	pid, exited, err := reap.start(path, l.opts.Args, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
 	runtime.KeepAlive(files)
+	for _, w := range pipes {
+		w.Close() // the child's now: its copier ends when the child's ends
+	}
 	if err != nil {
+		out.wait()
 		code, err := execError(name, path, err)
 		return child{}, code, sysexits.Wrap(code, err)
 	}
@@ -71,7 +90,7 @@ func (l *launcher) start(env []string) (child, int, error) {
 	if l.opts.OnStart != nil {
 		l.opts.OnStart(pid)
 	}
-	return child{pid: pid, exited: exited}, 0, nil
+	return child{pid: pid, exited: exited, out: out}, 0, nil
 }
 
 // signal sends sig to c, or to its process group with Options.Group.

@@ -162,6 +162,8 @@ func sigName(sig os.Signal) string {
 //	exit N          exit with N
 //	ping            print "<role> pong"
 //	pid             print "<role> pid PID pdeathsig N"
+//	print A [B...]  write A, then each B, in writes of their own, and a newline
+//	eprint A        write A and no newline to stderr
 //	ids             print "<role> ids uid=U gid=G groups=[...] home=H"
 //	parent          print "<role> parent environ E mem M", each "ok" or
 //	                "ok+secret" (the parent's environ holds secret) or the error
@@ -221,6 +223,13 @@ func helperChild() {
 				panic(err)
 			}
 			say("pid %d pdeathsig %d", os.Getpid(), sig)
+		case len(f) >= 2 && f[0] == "print":
+			for _, w := range f[1:] {
+				os.Stdout.WriteString(w)
+			}
+			os.Stdout.WriteString("\n")
+		case len(f) == 2 && f[0] == "eprint":
+			os.Stderr.WriteString(f[1])
 		case len(f) == 1 && f[0] == "ids":
 			groups, err := syscall.Getgroups()
 			if err != nil {

@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,11 @@ type Options struct {
 	// over the terminal's foreground if aion-exec had it, like tini) and
 	// sends every signal to that whole group, like tini -g.
 	Group bool
+	// Mask makes the child's stdout and stderr pipes that aion-exec copies
+	// to Stdout and Stderr with every value given to Conceal replaced by
+	// <concealed:NAME>, as 1Password's op run does. The child then writes
+	// to no terminal, so it is off unless asked for.
+	Mask bool
 	// User, when set, is whom the child runs as; see LookupUser. Its HOME
 	// becomes User.Home, unless Env sets a HOME other than aion-exec's own.
 	User *User
@@ -85,6 +91,8 @@ type Supervisor struct {
 	reloads []syscall.Signal
 	env     []string // the newest environment a Restart asked for
 	restart bool
+
+	values atomic.Pointer[matcher] // for Mask
 }
 
 const (
@@ -148,6 +156,14 @@ func (s *Supervisor) Restart(env []string) {
 	s.env, s.restart = slices.Clone(env), true
 	s.mu.Unlock()
 	s.poke()
+}
+
+// Conceal sets the values that Mask replaces in the child's output from
+// now on: call it after every render, as values change on rotation. Values
+// shorter than 6 bytes are left alone; where values overlap, the longest
+// wins. Safe from any goroutine.
+func (s *Supervisor) Conceal(values []Secret) {
+	s.values.Store(newMatcher(values))
 }
 
 func (s *Supervisor) poke() {
@@ -228,7 +244,7 @@ func Notify(c chan<- os.Signal) {
 
 // loop is Run's select loop: the one place that changes the child.
 func (s *Supervisor) loop(ctx context.Context, sigs <-chan os.Signal, env []string) (int, error) {
-	r := &round{s: s, l: launcher{opts: &s.opts, log: s.log, foreground: s.opts.Group && ownsTerminal(s.opts.Stdin)}}
+	r := &round{s: s, l: launcher{opts: &s.opts, log: s.log, values: s.values.Load, foreground: s.opts.Group && ownsTerminal(s.opts.Stdin)}}
 	c, code, err := r.l.start(env)
 	if err != nil {
 		return code, err
@@ -325,6 +341,7 @@ func (r *round) exited(ws syscall.WaitStatus) (code int, end bool, err error) {
 		r.timer.Stop()
 		r.timer, r.kill = nil, nil
 	}
+	r.c.out.wait()
 	code = exitCode(ws)
 	r.s.log.Info("child exited", "pid", r.c.pid, "code", code)
 	if !r.restart || r.quit {
