@@ -19,7 +19,7 @@ import (
 // drop privileges: the child calls setgroups(Groups), setgid(Gid) and
 // setuid(Uid), in that order, before exec.
 type User struct {
-	Spec     string   // as given, for messages
+	Spec     string // as given, for messages
 	Uid, Gid uint32
 	Groups   []uint32 // the supplementary groups, exactly; none clears them
 	Home     string   // the child's HOME; see Options.User
