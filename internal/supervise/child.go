@@ -207,7 +207,8 @@ func (o *Options) stopsChild(sig syscall.Signal) bool {
 func forwardedSignals() []os.Signal {
 	var sigs []os.Signal
 	for sig := syscall.Signal(1); sig <= 64; sig++ {
-		if forwarded(sig) {
+		// One ignored at start stays so (see keepIgnored).
+		if forwarded(sig) && !hasSig(startIgnored, sig) {
 			sigs = append(sigs, sig)
 		}
 	}

@@ -416,7 +416,11 @@ func helperSupervisor() {
 			os.Exit(sysexits.Code(err))
 		}
 	}
-	code, err := New(Options{Args: []string{self()}, Env: env, StopTimeout: stop, User: user}).Run(context.Background())
+	args := []string{self()}
+	if cmd := os.Getenv("HELPER_SUPERVISE_CMD"); cmd != "" {
+		args = strings.Fields(cmd)
+	}
+	code, err := New(Options{Args: args, Env: env, StopTimeout: stop, User: user}).Run(context.Background())
 	if err != nil {
 		fmt.Println("supervisor:", err)
 	}

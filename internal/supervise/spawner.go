@@ -3,6 +3,8 @@ package supervise
 import (
 	"runtime"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // spawner is the one OS thread that forks every child. The kernel sends a
@@ -59,7 +61,20 @@ func (sp *spawner) stop() {
 	<-sp.done
 }
 
-// forkExec runs on the spawner thread.
+// forkExec runs on the spawner thread. The child starts with the mask of
+// the thread that forked it (the runtime saves it before fork and restores
+// it in the child): the spawner holds aion-exec's mask at start meanwhile,
+// even the signals Go keeps unblocked on its threads.
 func forkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	if set, ok := childMask(); ok {
+		var old unix.Sigset_t
+		if err := unix.PthreadSigmask(unix.SIG_SETMASK, set, &old); err != nil {
+			return 0, err
+		}
+		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	}
+	if ign := startIgnored & noIgnore; ign != 0 {
+		return forkShim(path, argv, attr, ign)
+	}
 	return syscall.ForkExec(path, argv, attr)
 }

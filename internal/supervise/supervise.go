@@ -223,6 +223,7 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 		}
 	}
 
+	keepIgnored()
 	defer reap.acquire(s.log)()
 	sigs := s.opts.Signals
 	if sigs == nil {
@@ -239,7 +240,11 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 // signals takes the better part of a millisecond: a caller may do it while
 // it prepares, off the path to the child's start. Stop with signal.Stop.
 func Notify(c chan<- os.Signal) {
-	signal.Notify(c, append(forwardedSignals(), syscall.SIGPIPE)...)
+	sigs := forwardedSignals()
+	if !hasSig(startIgnored, syscall.SIGPIPE) {
+		sigs = append(sigs, syscall.SIGPIPE)
+	}
+	signal.Notify(c, sigs...)
 }
 
 // loop is Run's select loop: the one place that changes the child.
