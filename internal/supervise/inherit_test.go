@@ -65,8 +65,11 @@ func aionBinary(t *testing.T) string {
 	aionOnce.Do(func() {
 		dir := publicSelf(t) // a directory that outlives the test
 		aionPath = filepath.Join(filepath.Dir(dir), "aion")
+		// From this file's directory, so that a test binary run from
+		// anywhere (as PID 1 by test.sh) finds the sources.
+		_, file, _, _ := runtime.Caller(0)
 		s := New(Options{
-			Args: []string{"go", "build", "-ldflags=-E=" + EntrySymbol, "-o", aionPath, "./testdata/aion"},
+			Args: []string{"go", "-C", filepath.Dir(file), "build", "-ldflags=-E=" + EntrySymbol, "-o", aionPath, "./testdata/aion"},
 			Env:  append(os.Environ(), "CGO_ENABLED=0"),
 		})
 		if code, err := s.Run(context.Background()); code != 0 || err != nil {
