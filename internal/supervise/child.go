@@ -179,20 +179,29 @@ func signame(sig syscall.Signal) string {
 }
 
 // forwarded reports whether sig is passed on to the child. Not forwarded:
-// SIGKILL and SIGSTOP (they cannot be caught), SIGCHLD (it drives reaping),
-// SIGURG (the Go runtime's preemption signal, sent to aion-exec by itself),
-// and the job-control signals SIGTSTP, SIGTTIN and SIGTTOU, which keep the
-// kernel's default: they stop aion-exec, and a terminal's ^Z stops its
-// whole foreground group, aion-exec and (without Group) the child together.
-// os/signal cannot deliver or tell apart the rest (SIGPIPE, SIGPROF, 32-34);
-// see rawSignals.
+//   - SIGKILL and SIGSTOP: they cannot be caught;
+//   - SIGCHLD: it drives reaping; SIGURG: the Go runtime's preemption
+//     signal, which aion-exec sends itself;
+//   - SIGTSTP, SIGTTIN, SIGTTOU: job control keeps the kernel's default.
+//     They stop aion-exec, and a terminal's ^Z stops its whole foreground
+//     group, aion-exec and (without Group) the child together; as PID 1 the
+//     kernel discards them;
+//   - SIGPIPE: the kernel raises it in aion-exec for its own writes to a
+//     closed pipe or socket (a broken stdout, a Vault connection reset), and
+//     os/signal does not tell those from one another process sent;
+//   - SIGPROF and 33: the runtime keeps them (its profiler, its per-thread
+//     system calls) and never passes them to os/signal; 32 and 34, which
+//     the runtime does not handle without cgo, keep their default, which
+//     ends aion-exec (and with it the child).
+//
+// The faults (SIGSEGV, SIGBUS, SIGILL, ...) are forwarded when another
+// process sent them; a real fault in aion-exec still crashes it.
 func forwarded(sig syscall.Signal) bool {
 	switch sig {
 	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG,
-		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+		syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34:
 		return false
-	case syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34:
-		return rawSignals
 	}
 	return sig > 0 && sig <= 64
 }

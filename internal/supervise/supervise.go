@@ -4,6 +4,20 @@
 // otherwise) and reports the child's exit status. When secrets change it
 // reloads the child (sends it a signal) or restarts it with a new environment.
 //
+// What it guarantees (docs/supervise.md says why):
+//   - every signal that os/signal can catch is forwarded but SIGCHLD, SIGURG,
+//     SIGPIPE and job control, and none of them ends aion-exec; a stop signal
+//     (SIGTERM, SIGINT, SIGQUIT, StopSignal) is followed by SIGKILL after
+//     StopTimeout, as are restarts and the end of Run's context;
+//   - the child never outlives aion-exec: it gets SIGKILL as its
+//     parent-death signal, from a thread that lives as long as it does;
+//   - the child starts with the signal mask and ignored signals aion-exec
+//     started with (all of them when linked with EntrySymbol);
+//   - an environment too large for exec is refused before any fork, naming
+//     the variables (CheckArgSize);
+//   - with Options.User the child runs as that user, or not at all; with
+//     Options.Mask its output has the secrets concealed.
+//
 // It must never log or return the child's environment or arguments: they hold
 // secrets. Logs and errors name the program (argv[0]) and process IDs only.
 //
@@ -39,8 +53,8 @@ type Options struct {
 	// Vault credentials.
 	Env []string
 	// Stdin, Stdout and Stderr are handed to the child as descriptors, so a
-	// terminal stays a terminal and no copying goroutine can outlive the
-	// child. nil means aion-exec's own.
+	// terminal stays a terminal (Stdout and Stderr unless Mask). nil means
+	// aion-exec's own.
 	Stdin, Stdout, Stderr *os.File
 	// StopSignal asks the child to stop, for a restart or when Run's context
 	// ends; SIGTERM when zero. After StopTimeout (10s when zero) the child
@@ -62,16 +76,13 @@ type Options struct {
 	// Logger gets one line per child start, exit, restart and kill. nil
 	// discards.
 	Logger *slog.Logger
-	// Signals, when set, replaces the signals aion-exec receives (a test
-	// seam). When nil, Run catches every signal it forwards and SIGPIPE,
-	// which it drops: that one is about aion-exec's own broken stdout or
-	// stderr, and catching it keeps such a write from killing aion-exec and
-	// orphaning the child. Forwarded are all signals but SIGCHLD (reaping),
-	// SIGURG (the Go runtime's preemption), SIGPROF (the runtime's
-	// profiler), the synchronous faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-	// SIGTRAP, SIGSYS, SIGABRT), job control (SIGTSTP, SIGTTIN, SIGTTOU stop
-	// aion-exec with its child, as a shell expects), and 32 and 33, which
-	// glibc keeps.
+	// Signals, when set, replaces the signals aion-exec receives: a test
+	// seam, and how main hands over the channel it gave Notify early. When
+	// nil, Run catches them itself (and its signal.Stop at the end costs
+	// ~1-2 ms). What is forwarded: see forwarded and docs/supervise.md.
+	// SIGPIPE arrives too and is dropped: the kernel raises it in aion-exec
+	// for its own writes to a closed pipe or socket (a broken stdout, a
+	// Vault connection reset), and os/signal does not say who sent it.
 	Signals <-chan os.Signal
 	// OnStart, when set, is called from Run with the PID of each child it
 	// starts, before anything is sent to that child. It must not block.
@@ -236,9 +247,11 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 }
 
 // Notify relays to c every signal that Run forwards, plus SIGPIPE (which
-// Run drops), for a caller that hands c to Options.Signals. Registering ~45
+// Run drops), for a caller that hands c to Options.Signals; signals that
+// were ignored when aion-exec started are left ignored. Registering ~55
 // signals takes the better part of a millisecond: a caller may do it while
-// it prepares, off the path to the child's start. Stop with signal.Stop.
+// it prepares, off the path to the child's start. Stopping it costs as
+// much again; a process about to exit need not.
 func Notify(c chan<- os.Signal) {
 	sigs := forwardedSignals()
 	if !hasSig(startIgnored, syscall.SIGPIPE) {

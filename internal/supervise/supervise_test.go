@@ -158,7 +158,7 @@ func TestForwardedSet(t *testing.T) {
 		}
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGKILL,
-		syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, 65} {
+		syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34, 65} {
 		if slices.Contains(got, os.Signal(sig)) || forwarded(sig) {
 			t.Errorf("%v is forwarded", sig)
 		}
