@@ -56,6 +56,10 @@ func (l *launcher) start(env []string) (child, int, error) {
 		for i := 1; i <= 2; i++ {
 			r, w, err := os.Pipe()
 			if err != nil {
+				for _, w := range pipes {
+					w.Close()
+				}
+				out.wait()
 				return child{}, 126, sysexits.Wrap(126, fmt.Errorf("%s: pipe for masked output: %w", name, err))
 			}
 			out = append(out, copyConcealed(r, files[i], l.values))
