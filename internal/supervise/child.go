@@ -20,12 +20,15 @@ import (
 type child struct {
 	pid    int
 	exited <-chan syscall.WaitStatus
+	out    concealing // with Options.Mask
 }
 
 // launcher starts and signals children for one Run.
 type launcher struct {
 	opts *Options
 	log  *slog.Logger
+	// values are the ones to conceal, for Options.Mask
+	values func() *matcher
 	// foreground: give each child's group the terminal, decided once per Run
 	// because after the first child took it aion-exec no longer has it.
 	foreground bool
@@ -35,23 +38,55 @@ type launcher struct {
 // it, 127 when the program is missing and 126 when it cannot be executed,
 // and an error that carries the same status for sysexits.Code.
 func (l *launcher) start(env []string) (child, int, error) {
+	env = l.opts.User.withHome(env)
 	name := l.opts.Args[0]
 	path := lookPath(name, pathOf(env))
 	if path == "" {
 		return child{}, 127, sysexits.Wrap(127, fmt.Errorf("%s: command not found", name))
 	}
+	// The caller checked env with CheckArgSize; a kernel's E2BIG would not
+	// name the variable at fault.
+	if err := checkArgSize(path, l.opts.Args, env); err != nil {
+		return child{}, sysexits.DataErr, err
+	}
 	files := []*os.File{l.opts.Stdin, l.opts.Stdout, l.opts.Stderr}
+	var pipes []*os.File // the write ends of masked streams
+	var out concealing
+	if l.opts.Mask {
+		for i := 1; i <= 2; i++ {
+			r, w, err := os.Pipe()
+			if err != nil {
+				for _, w := range pipes {
+					w.Close()
+				}
+				out.wait()
+				return child{}, 126, sysexits.Wrap(126, fmt.Errorf("%s: pipe for masked output: %w", name, err))
+			}
+			out = append(out, copyConcealed(r, files[i], l.values))
+			files[i], pipes = w, append(pipes, w)
+		}
+	}
 	fds := make([]uintptr, len(files))
 	for i, f := range files {
 		fds[i] = f.Fd()
 	}
-	sys := &syscall.SysProcAttr{Setpgid: l.opts.Group}
+	sys := &syscall.SysProcAttr{Setpgid: l.opts.Group, Credential: l.opts.User.credential()}
+	if os.Getpid() != 1 {
+		// The child never outlives aion-exec, even one killed by SIGKILL or
+		// the OOM killer. As PID 1 the kernel kills the whole PID namespace
+		// anyway.
+		sys.Pdeathsig = syscall.SIGKILL
+	}
 	if l.foreground {
 		sys.Foreground, sys.Ctty = true, int(fds[0])
 	}
 	pid, exited, err := reap.start(path, l.opts.Args, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
 	runtime.KeepAlive(files)
+	for _, w := range pipes {
+		w.Close() // the child's now: its copier ends when the child's ends
+	}
 	if err != nil {
+		out.wait()
 		code, err := execError(name, path, err)
 		return child{}, code, sysexits.Wrap(code, err)
 	}
@@ -59,7 +94,7 @@ func (l *launcher) start(env []string) (child, int, error) {
 	if l.opts.OnStart != nil {
 		l.opts.OnStart(pid)
 	}
-	return child{pid: pid, exited: exited}, 0, nil
+	return child{pid: pid, exited: exited, out: out}, 0, nil
 }
 
 // signal sends sig to c, or to its process group with Options.Group.
@@ -147,23 +182,46 @@ func signame(sig syscall.Signal) string {
 	return sig.String()
 }
 
-// forwarded reports whether sig is passed on to the child; see
-// Options.Signals for the reasons behind each exception.
+// forwarded reports whether sig is passed on to the child. Not forwarded:
+//   - SIGKILL and SIGSTOP: they cannot be caught;
+//   - SIGCHLD: it drives reaping; SIGURG: the Go runtime's preemption
+//     signal, which aion-exec sends itself;
+//   - SIGTSTP, SIGTTIN, SIGTTOU: job control keeps the kernel's default.
+//     They stop aion-exec, and a terminal's ^Z stops its whole foreground
+//     group, aion-exec and (without Group) the child together; as PID 1 the
+//     kernel discards them;
+//   - SIGPIPE: the kernel raises it in aion-exec for its own writes to a
+//     closed pipe or socket (a broken stdout, a Vault connection reset), and
+//     os/signal does not tell those from one another process sent;
+//   - SIGPROF and 33: the runtime keeps them (its profiler, its per-thread
+//     system calls) and never passes them to os/signal; 32 and 34, which
+//     the runtime does not handle without cgo, keep their default, which
+//     ends aion-exec (and with it the child).
+//
+// The faults (SIGSEGV, SIGBUS, SIGILL, ...) are forwarded when another
+// process sent them; a real fault in aion-exec still crashes it.
 func forwarded(sig syscall.Signal) bool {
 	switch sig {
-	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE, syscall.SIGPROF,
-		syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGABRT,
-		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, 32, 33:
+	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG,
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+		syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34:
 		return false
 	}
 	return sig > 0 && sig <= 64
+}
+
+// stopsChild reports whether sig, forwarded, asks the child to end, so that
+// StopTimeout starts to run.
+func (o *Options) stopsChild(sig syscall.Signal) bool {
+	return sig == syscall.SIGINT || sig == syscall.SIGTERM || sig == syscall.SIGQUIT || sig == o.StopSignal
 }
 
 // forwardedSignals lists every signal forwarded, for signal.Notify.
 func forwardedSignals() []os.Signal {
 	var sigs []os.Signal
 	for sig := syscall.Signal(1); sig <= 64; sig++ {
-		if forwarded(sig) {
+		// One ignored at start stays so (see keepIgnored).
+		if forwarded(sig) && !hasSig(startIgnored, sig) {
 			sigs = append(sigs, sig)
 		}
 	}

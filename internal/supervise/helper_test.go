@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -21,8 +22,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
 // The test binary is also every child these tests supervise: TestMain runs
@@ -35,10 +39,11 @@ const helperVar = "AION_SUPERVISE_HELPER"
 const secret = "AION_SUPERVISE_SECRET=hunter2-never-log-me"
 
 var helpers = map[string]func(){
-	"exit":   helperExit,
-	"child":  helperChild,
-	"orphan": helperOrphan,
-	"pid1":   helperPID1,
+	"exit":       helperExit,
+	"child":      helperChild,
+	"orphan":     helperOrphan,
+	"pid1":       helperPID1,
+	"supervisor": helperSupervisor,
 }
 
 var helperUsed sync.Map
@@ -54,6 +59,9 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
+	if publicDir != "" {
+		os.RemoveAll(publicDir)
+	}
 	if code == 0 && flag.Lookup("test.run").Value.String() == "" && !testing.Short() {
 		for name := range helpers {
 			if _, ok := helperUsed.Load(name); !ok {
@@ -83,6 +91,36 @@ func orphansCmd(n, exit int) string {
 	return fmt.Sprintf("orphans %d", n)
 }
 
+var (
+	publicOnce sync.Once
+	publicDir  string // holds publicSelf
+	publicErr  error
+)
+
+// publicSelf is a copy of the test binary that any user may execute, for
+// children that run as another user: the test binary's own directory is
+// root's alone.
+func publicSelf(t *testing.T) string {
+	t.Helper()
+	publicOnce.Do(func() {
+		publicDir, publicErr = os.MkdirTemp("", "supervise-public-")
+		if publicErr == nil {
+			publicErr = os.Chmod(publicDir, 0o755)
+		}
+		if publicErr != nil {
+			return
+		}
+		var b []byte
+		if b, publicErr = os.ReadFile(self()); publicErr == nil {
+			publicErr = os.WriteFile(filepath.Join(publicDir, "supervise.test"), b, 0o755)
+		}
+	})
+	if publicErr != nil {
+		t.Fatal(publicErr)
+	}
+	return filepath.Join(publicDir, "supervise.test")
+}
+
 func self() string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -103,6 +141,9 @@ var (
 	catchable = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
 		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCONT, syscall.SIGWINCH, syscall.Signal(40)}
 	neverForwarded = []os.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU}
+	// faults are what the Go runtime treats as a crash unless caught; with
+	// HELPER_CATCH=faults a child prints them and the catchable ones.
+	faults = []os.Signal{syscall.SIGABRT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSYS}
 )
 
 func sigName(sig os.Signal) string {
@@ -120,6 +161,12 @@ func sigName(sig os.Signal) string {
 //
 //	exit N          exit with N
 //	ping            print "<role> pong"
+//	pid             print "<role> pid PID pdeathsig N"
+//	print A [B...]  write A, then each B, in writes of their own, and a newline
+//	eprint A        write A and no newline to stderr
+//	ids             print "<role> ids uid=U gid=G groups=[...] home=H"
+//	parent          print "<role> parent environ E mem M", each "ok" or
+//	                "ok+secret" (the parent's environ holds secret) or the error
 //	spawn ROLE      start a grandchild like itself, in its process group
 //	orphans N [M]   leave N orphans (see orphansCmd), print "<role> orphans PID..."
 //	                or, with M, exit with M right away
@@ -135,8 +182,11 @@ func helperChild() {
 	)
 	if catch := os.Getenv("HELPER_CATCH"); catch != "" {
 		sigs := catchable
-		if catch == "all" {
+		switch catch {
+		case "all":
 			sigs = append(slices.Clone(sigs), neverForwarded...)
+		case "faults":
+			sigs = append(slices.Clone(sigs), faults...)
 		}
 		var exitOn string
 		var exitCode int
@@ -167,6 +217,28 @@ func helperChild() {
 			os.Exit(atoi(f[1]))
 		case len(f) == 1 && f[0] == "ping":
 			say("pong")
+		case len(f) == 1 && f[0] == "pid":
+			var sig int
+			if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+				panic(err)
+			}
+			say("pid %d pdeathsig %d", os.Getpid(), sig)
+		case len(f) >= 2 && f[0] == "print":
+			for _, w := range f[1:] {
+				os.Stdout.WriteString(w)
+			}
+			os.Stdout.WriteString("\n")
+		case len(f) == 2 && f[0] == "eprint":
+			os.Stderr.WriteString(f[1])
+		case len(f) == 1 && f[0] == "ids":
+			groups, err := syscall.Getgroups()
+			if err != nil {
+				panic(err)
+			}
+			slices.Sort(groups)
+			say("ids uid=%d gid=%d groups=%v home=%s", os.Getuid(), os.Getgid(), groups, os.Getenv("HOME"))
+		case len(f) == 1 && f[0] == "parent":
+			say("parent environ %s mem %s", tryRead(fmt.Sprintf("/proc/%d/environ", os.Getppid())), tryRead(fmt.Sprintf("/proc/%d/mem", os.Getppid())))
 		case len(f) == 2 && f[0] == "spawn":
 			// The grandchild's stdin ends when this process does.
 			r, w, err := os.Pipe()
@@ -198,6 +270,26 @@ func helperChild() {
 	}
 	// Stdin ended: the test is over, or failed; never outlive it.
 	runtime.KeepAlive(held)
+}
+
+// tryRead says whether path can be opened and read, and whether what it
+// read holds secret.
+func tryRead(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return strings.ReplaceAll(errors.Unwrap(err).Error(), " ", "-")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	switch {
+	case strings.Contains(string(b), secret):
+		return "ok+secret"
+	case err != nil && len(b) == 0 && strings.HasSuffix(path, "/mem"):
+		return "ok" // opened; mem reads fail at address 0
+	case err != nil:
+		return strings.ReplaceAll(errors.Unwrap(err).Error(), " ", "-")
+	}
+	return "ok"
 }
 
 // orphans starts n "orphan" helpers and waits for them: each leaves a
@@ -302,6 +394,43 @@ func helperPID1() {
 		fail("%v", err)
 	}
 	fmt.Println("pid1 ok")
+}
+
+// helperSupervisor is aion-exec in miniature: a Supervisor catching real
+// signals, with its own stdio, for the helper that HELPER_SUPERVISE names
+// and the rest of this environment, exiting with Run's status.
+func helperSupervisor() {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, helperVar+"=") })
+	env = append(env, helperVar+"="+os.Getenv("HELPER_SUPERVISE"))
+	stop, _ := time.ParseDuration(os.Getenv("HELPER_STOP_TIMEOUT"))
+	if os.Getenv("HELPER_HARDEN") != "" {
+		if err := Harden(); err != nil {
+			panic(err)
+		}
+	}
+	var user *User
+	if spec := os.Getenv("HELPER_CHILD_USER"); spec != "" {
+		var err error
+		if user, err = LookupUser(spec); err != nil {
+			fmt.Println("supervisor:", err) // to the test, which reads our stdout
+			os.Exit(sysexits.Code(err))
+		}
+	}
+	args := []string{self()}
+	if cmd := os.Getenv("HELPER_SUPERVISE_CMD"); cmd != "" {
+		args = strings.Fields(cmd)
+	}
+	code, err := New(Options{Args: args, Env: env, StopTimeout: stop, User: user}).Run(context.Background())
+	if err != nil {
+		fmt.Println("supervisor:", err)
+	}
+	os.Exit(code)
+}
+
+// supervisorEnv runs helper name under a "supervisor" helper.
+func supervisorEnv(name string, kv ...string) []string {
+	helperUsed.Store(name, true)
+	return helperEnv("supervisor", append([]string{"HELPER_SUPERVISE=" + name}, kv...)...)
 }
 
 // zombies lists the processes in state Z, as "pid (comm)".

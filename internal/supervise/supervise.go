@@ -4,6 +4,20 @@
 // otherwise) and reports the child's exit status. When secrets change it
 // reloads the child (sends it a signal) or restarts it with a new environment.
 //
+// What it guarantees (docs/supervise.md says why):
+//   - every signal that os/signal can catch is forwarded but SIGCHLD, SIGURG,
+//     SIGPIPE and job control, and none of them ends aion-exec; a stop signal
+//     (SIGTERM, SIGINT, SIGQUIT, StopSignal) is followed by SIGKILL after
+//     StopTimeout, as are restarts and the end of Run's context;
+//   - the child never outlives aion-exec: it gets SIGKILL as its
+//     parent-death signal, from a thread that lives as long as it does;
+//   - the child starts with the signal mask and ignored signals aion-exec
+//     started with (all of them when linked with EntrySymbol);
+//   - an environment too large for exec is refused before any fork, naming
+//     the variables (CheckArgSize);
+//   - with Options.User the child runs as that user, or not at all; with
+//     Options.Mask its output has the secrets concealed.
+//
 // It must never log or return the child's environment or arguments: they hold
 // secrets. Logs and errors name the program (argv[0]) and process IDs only.
 //
@@ -21,6 +35,7 @@ import (
 	"os/signal"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,8 +53,8 @@ type Options struct {
 	// Vault credentials.
 	Env []string
 	// Stdin, Stdout and Stderr are handed to the child as descriptors, so a
-	// terminal stays a terminal and no copying goroutine can outlive the
-	// child. nil means aion-exec's own.
+	// terminal stays a terminal (Stdout and Stderr unless Mask). nil means
+	// aion-exec's own.
 	Stdin, Stdout, Stderr *os.File
 	// StopSignal asks the child to stop, for a restart or when Run's context
 	// ends; SIGTERM when zero. After StopTimeout (10s when zero) the child
@@ -50,19 +65,24 @@ type Options struct {
 	// over the terminal's foreground if aion-exec had it, like tini) and
 	// sends every signal to that whole group, like tini -g.
 	Group bool
+	// Mask makes the child's stdout and stderr pipes that aion-exec copies
+	// to Stdout and Stderr with every value given to Conceal replaced by
+	// <concealed:NAME>, as 1Password's op run does. The child then writes
+	// to no terminal, so it is off unless asked for.
+	Mask bool
+	// User, when set, is whom the child runs as; see LookupUser. Its HOME
+	// becomes User.Home, unless Env sets a HOME other than aion-exec's own.
+	User *User
 	// Logger gets one line per child start, exit, restart and kill. nil
 	// discards.
 	Logger *slog.Logger
-	// Signals, when set, replaces the signals aion-exec receives (a test
-	// seam). When nil, Run catches every signal it forwards and SIGPIPE,
-	// which it drops: that one is about aion-exec's own broken stdout or
-	// stderr, and catching it keeps such a write from killing aion-exec and
-	// orphaning the child. Forwarded are all signals but SIGCHLD (reaping),
-	// SIGURG (the Go runtime's preemption), SIGPROF (the runtime's
-	// profiler), the synchronous faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-	// SIGTRAP, SIGSYS, SIGABRT), job control (SIGTSTP, SIGTTIN, SIGTTOU stop
-	// aion-exec with its child, as a shell expects), and 32 and 33, which
-	// glibc keeps.
+	// Signals, when set, replaces the signals aion-exec receives: a test
+	// seam, and how main hands over the channel it gave Notify early. When
+	// nil, Run catches them itself (and its signal.Stop at the end costs
+	// ~1-2 ms). What is forwarded: see forwarded and docs/supervise.md.
+	// SIGPIPE arrives too and is dropped: the kernel raises it in aion-exec
+	// for its own writes to a closed pipe or socket (a broken stdout, a
+	// Vault connection reset), and os/signal does not say who sent it.
 	Signals <-chan os.Signal
 	// OnStart, when set, is called from Run with the PID of each child it
 	// starts, before anything is sent to that child. It must not block.
@@ -82,6 +102,8 @@ type Supervisor struct {
 	reloads []syscall.Signal
 	env     []string // the newest environment a Restart asked for
 	restart bool
+
+	values atomic.Pointer[matcher] // for Mask
 }
 
 const (
@@ -147,6 +169,14 @@ func (s *Supervisor) Restart(env []string) {
 	s.poke()
 }
 
+// Conceal sets the values that Mask replaces in the child's output from
+// now on: call it after every render, as values change on rotation. Values
+// shorter than 6 bytes are left alone; where values overlap, the longest
+// wins. Safe from any goroutine.
+func (s *Supervisor) Conceal(values []Secret) {
+	s.values.Store(newMatcher(values))
+}
+
 func (s *Supervisor) poke() {
 	select {
 	case s.wake <- struct{}{}:
@@ -198,7 +228,13 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	if len(s.opts.Args) == 0 {
 		return sysexits.Usage, sysexits.Wrap(sysexits.Usage, errors.New("supervise: no command to run"))
 	}
+	if u := s.opts.User; u != nil {
+		if err := u.check(); err != nil {
+			return sysexits.NoPerm, err
+		}
+	}
 
+	keepIgnored()
 	defer reap.acquire(s.log)()
 	sigs := s.opts.Signals
 	if sigs == nil {
@@ -211,93 +247,133 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 }
 
 // Notify relays to c every signal that Run forwards, plus SIGPIPE (which
-// Run drops), for a caller that hands c to Options.Signals. Registering ~45
+// Run drops), for a caller that hands c to Options.Signals; signals that
+// were ignored when aion-exec started are left ignored. Registering ~55
 // signals takes the better part of a millisecond: a caller may do it while
-// it prepares, off the path to the child's start. Stop with signal.Stop.
+// it prepares, off the path to the child's start. Stopping it costs as
+// much again; a process about to exit need not.
 func Notify(c chan<- os.Signal) {
-	signal.Notify(c, append(forwardedSignals(), syscall.SIGPIPE)...)
+	sigs := forwardedSignals()
+	if !hasSig(startIgnored, syscall.SIGPIPE) {
+		sigs = append(sigs, syscall.SIGPIPE)
+	}
+	signal.Notify(c, sigs...)
 }
 
 // loop is Run's select loop: the one place that changes the child.
 func (s *Supervisor) loop(ctx context.Context, sigs <-chan os.Signal, env []string) (int, error) {
-	l := launcher{opts: &s.opts, log: s.log, foreground: s.opts.Group && ownsTerminal(s.opts.Stdin)}
-	c, code, err := l.start(env)
+	r := &round{s: s, l: launcher{opts: &s.opts, log: s.log, values: s.values.Load, foreground: s.opts.Group && ownsTerminal(s.opts.Stdin)}}
+	c, code, err := r.l.start(env)
 	if err != nil {
 		return code, err
 	}
-	var (
-		next     []string // the environment to start with once c is gone
-		restart  bool     // c is being stopped to be replaced
-		quit     bool     // start no more children
-		stopping bool     // c was sent StopSignal
-		timer    *time.Timer
-		kill     <-chan time.Time
-		done     = ctx.Done()
-	)
-	stop := func(reason string) {
-		if stopping {
-			return
-		}
-		stopping = true
-		s.log.Info("stopping child", "pid", c.pid, "signal", signame(s.opts.StopSignal), "reason", reason)
-		l.signal(c, s.opts.StopSignal)
-		timer = time.NewTimer(s.opts.StopTimeout)
-		kill = timer.C
-	}
+	r.c = c
+	done := ctx.Done()
 	for {
 		select {
-		case ws := <-c.exited:
-			if timer != nil {
-				timer.Stop()
-				timer, kill = nil, nil
-			}
-			code := exitCode(ws)
-			s.log.Info("child exited", "pid", c.pid, "code", code)
-			if !restart || quit {
-				return code, nil
-			}
-			// Restarts asked for while c was stopping are coalesced into
-			// this one; reloads for c are moot.
-			if _, env, ok := s.take(); ok {
-				next = env
-			}
-			if c, code, err = l.start(next); err != nil {
+		case ws := <-r.c.exited:
+			if code, end, err := r.exited(ws); end {
 				return code, err
 			}
-			next, restart, stopping = nil, false, false
 		case sig, ok := <-sigs:
 			if !ok {
 				sigs = nil
 				continue
 			}
-			n, ok := sig.(syscall.Signal)
-			if !ok || !forwarded(n) {
-				continue
-			}
-			s.log.Debug("forwarding signal", "pid", c.pid, "signal", signame(n))
-			l.signal(c, n)
-			if n == syscall.SIGINT || n == syscall.SIGTERM || n == syscall.SIGQUIT || n == s.opts.StopSignal {
-				quit = true
+			if n, ok := sig.(syscall.Signal); ok && forwarded(n) {
+				r.forward(n)
 			}
 		case <-s.wake:
-			reloads, env, ok := s.take()
-			if ok && !quit {
-				next, restart = env, true
-				stop("restart")
-			}
-			if !stopping {
-				for _, sig := range reloads {
-					s.log.Debug("reloading child", "pid", c.pid, "signal", signame(sig))
-					l.signal(c, sig)
-				}
-			}
-		case <-kill:
-			kill = nil
-			s.log.Warn("child did not stop in time, killing it", "pid", c.pid, "timeout", s.opts.StopTimeout)
-			l.signal(c, syscall.SIGKILL)
+			r.mail()
+		case <-r.kill:
+			r.kill = nil
+			s.log.Warn("child did not stop in time, killing it", "pid", r.c.pid, "timeout", s.opts.StopTimeout)
+			r.l.signal(r.c, syscall.SIGKILL)
 		case <-done:
-			done, quit = nil, true
-			stop("shutdown")
+			done, r.quit = nil, true
+			r.stop("shutdown", true)
 		}
 	}
+}
+
+// round is the state of loop for the child of the moment.
+type round struct {
+	s        *Supervisor
+	l        launcher
+	c        child
+	next     []string // the environment to start with once c is gone
+	restart  bool     // c is being stopped to be replaced
+	quit     bool     // start no more children
+	stopping bool     // c was asked to stop; StopTimeout runs
+	timer    *time.Timer
+	kill     <-chan time.Time
+}
+
+// stop starts StopTimeout for c, sending it StopSignal if send; a stop
+// under way goes on as it is.
+func (r *round) stop(reason string, send bool) {
+	if r.stopping {
+		return
+	}
+	r.stopping = true
+	o := &r.s.opts
+	if send {
+		r.s.log.Info("stopping child", "pid", r.c.pid, "signal", signame(o.StopSignal), "reason", reason)
+		r.l.signal(r.c, o.StopSignal)
+	}
+	r.timer = time.NewTimer(o.StopTimeout)
+	r.kill = r.timer.C
+}
+
+func (r *round) forward(sig syscall.Signal) {
+	r.s.log.Debug("forwarding signal", "pid", r.c.pid, "signal", signame(sig))
+	r.l.signal(r.c, sig)
+	if r.s.opts.stopsChild(sig) {
+		// An orchestrator asked for the end: the child gets StopTimeout
+		// from now to go, and no successor.
+		r.quit = true
+		r.stop(signame(sig), false)
+	}
+}
+
+// mail handles what Reload and Restart left in the mailbox.
+func (r *round) mail() {
+	reloads, env, ok := r.s.take()
+	if ok && !r.quit {
+		r.next, r.restart = env, true
+		r.stop("restart", true)
+	}
+	if r.stopping {
+		return
+	}
+	for _, sig := range reloads {
+		r.s.log.Debug("reloading child", "pid", r.c.pid, "signal", signame(sig))
+		r.l.signal(r.c, sig)
+	}
+}
+
+// exited handles c's end: end reports whether Run returns, with code and
+// err; otherwise the successor runs.
+func (r *round) exited(ws syscall.WaitStatus) (code int, end bool, err error) {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer, r.kill = nil, nil
+	}
+	r.c.out.wait()
+	code = exitCode(ws)
+	r.s.log.Info("child exited", "pid", r.c.pid, "code", code)
+	if !r.restart || r.quit {
+		return code, true, nil
+	}
+	// Restarts asked for while c was stopping are coalesced into this one;
+	// reloads for c are moot.
+	if _, env, ok := r.s.take(); ok {
+		r.next = env
+	}
+	c, code, err := r.l.start(r.next)
+	if err != nil {
+		return code, true, err
+	}
+	r.c, r.next, r.restart, r.stopping = c, nil, false, false
+	return 0, false, nil
 }
