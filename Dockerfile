@@ -50,9 +50,13 @@ COPY internal ./internal
 COPY policies ./policies
 COPY templates ./templates
 ARG VERSION=dev
-# Static (no cgo, so no libc), reproducible paths, no symbol table.
+# Static (no cgo, so no libc), reproducible paths, no symbol table; on
+# amd64 the entry that records the signal state aion-exec starts with, for
+# the child (docs/supervise.md). The same build as ./build.sh.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/aion-exec ./cmd/aion-exec
+    ldflags="-s -w -X main.version=${VERSION}"; \
+    if [ "$(go env GOARCH)" = amd64 ]; then ldflags="$ldflags -E=github.com/aionos/aion-exec/internal/supervise.entry"; fi; \
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o /out/aion-exec ./cmd/aion-exec
 # The render directory. The final stage has no shell to make it, so it is
 # made here and copied as an entry of its parent, which keeps its mode.
 RUN mkdir -p /out/run/aion-exec && chmod 0700 /out/run/aion-exec

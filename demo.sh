@@ -30,7 +30,7 @@ free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0
 
 say "building aion-exec and the test Vault (the first Vault build takes a few minutes, then it is cached)"
 vault=$(integration/build-vault.sh)
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$demo/bin/aion-exec" ./cmd/aion-exec
+./build.sh "$demo/bin/aion-exec"
 export PATH="$demo/bin:$PATH"
 (cd examples/node-service && npm ci --no-audit --no-fund --silent)
 

@@ -81,7 +81,7 @@ mkdir -p "$work/bin"
 case ",$tools," in
 *,aion-exec,*)
 	log "building aion-exec (CGO_ENABLED=0, -trimpath, -ldflags \"-s -w\")"
-	(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/aion-exec" ./cmd/aion-exec)
+	"$root/build.sh" "$work/bin/aion-exec"
 	;;
 esac
 log "building the measuring tool and the child"

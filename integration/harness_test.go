@@ -53,7 +53,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	aionBin = filepath.Join(tmp, "aion-exec")
-	build := exec.Command("go", "build", "-o", aionBin, "./cmd/aion-exec")
+	build := exec.Command("./build.sh", aionBin) // as it ships
 	build.Dir = filepath.Dir(dir)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

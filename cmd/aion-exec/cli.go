@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/aionos/aion-exec/internal/config"
+	"github.com/aionos/aion-exec/internal/supervise"
 	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
@@ -37,11 +38,16 @@ type streams struct {
 	stdout, stderr io.Writer
 }
 
-// app is one invocation: its settings, logger and streams.
+// app is one invocation: its settings, logger and streams, and in the
+// supervised mode the child's command, environment and user.
 type app struct {
 	cfg *config.Config
 	log *slog.Logger
 	st  streams
+
+	command []string
+	environ []string
+	user    *supervise.User
 }
 
 // run is main without the process: it returns the exit code. The settings

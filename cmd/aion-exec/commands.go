@@ -13,6 +13,7 @@ import (
 	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/render"
 	"github.com/aionos/aion-exec/internal/shell"
+	"github.com/aionos/aion-exec/internal/supervise"
 	"github.com/aionos/aion-exec/internal/sysexits"
 	"github.com/aionos/aion-exec/internal/vault"
 )
@@ -24,6 +25,15 @@ import (
 // starts on partial secrets.
 func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, refresh.Decision, error) {
 	t0 := time.Now()
+	if spec := a.cfg.ChildUser.V; spec != "" {
+		// Rendered files go to the service's user, in the supervised run
+		// and for an init container's `once` alike.
+		u, err := supervise.LookupUser(spec)
+		if err != nil {
+			return nil, nil, refresh.Decision{}, sysexits.Wrap(sysexits.Code(err), fmt.Errorf("AION_CHILD_USER: %w", err))
+		}
+		a.user = u
+	}
 	vc, err := vault.New(vaultOptions(a.cfg, a))
 	if err != nil {
 		return nil, nil, refresh.Decision{}, err

@@ -5,14 +5,24 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime/debug"
+
+	"github.com/aionos/aion-exec/internal/supervise"
+	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
 
 func main() {
+	// First: a child of the same user must not read our environment or
+	// memory from /proc, nor ptrace us (docs/supervise.md).
+	if err := supervise.Harden(); err != nil {
+		fmt.Fprintln(os.Stderr, "aion-exec:", err)
+		os.Exit(sysexits.Software)
+	}
 	// aion-exec's heap is small and mostly garbage from each poll; the
 	// default GOGC=100 lets it double before a collection and the process
 	// settles near 16 MiB RSS. At 25 it settles near 13.5 MiB (measured

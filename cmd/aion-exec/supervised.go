@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 
 	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/supervise"
@@ -28,12 +27,15 @@ import (
 // When any actor returns, the others are stopped: the child with its stop
 // signal, then SIGKILL after AION_STOP_TIMEOUT.
 func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command []string) (int, error) {
+	a.command, a.environ = command, os.Environ()
 	// Catch the signals to forward while the secrets are read, not after:
-	// registering ~45 signals takes the better part of a millisecond.
+	// registering ~45 signals takes the better part of a millisecond. They
+	// stay registered until the process exits: unregistering them would
+	// cost as much again between the child's exit and ours.
 	sigs := make(chan os.Signal, 64)
 	caught := make(chan struct{})
 	go func() { defer close(caught); supervise.Notify(sigs) }()
-	defer func() { <-caught; signal.Stop(sigs) }()
+	defer func() { <-caught }()
 
 	vc, r, first, err := a.prepare(prepCtx)
 	if err != nil {
@@ -42,11 +44,10 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 	handOver()
 	<-caught
 
-	environ := os.Environ()
 	forward := make(chan os.Signal, 64)
 	sup := supervise.New(supervise.Options{
 		Args:        command,
-		Env:         childEnv(a.cfg, environ, first.Env),
+		Env:         childEnv(a.cfg, a.environ, first.Env),
 		Stdin:       fileOf(a.st.stdin),
 		Stdout:      fileOf(a.st.stdout),
 		Stderr:      fileOf(a.st.stderr),
@@ -55,11 +56,20 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 		Group:       a.cfg.SignalGroup.V,
 		Logger:      a.log,
 		Signals:     forward,
+		User:        a.user,
+		Mask:        a.cfg.MaskOutput.V,
 	})
+	conceal := func(d refresh.Decision) {
+		if a.cfg.MaskOutput.V {
+			sup.Conceal(concealed(d))
+		}
+	}
+	conceal(first)
 	apply := func(d refresh.Decision) {
+		conceal(d)
 		switch d.Action {
 		case refresh.Restart:
-			sup.Restart(childEnv(a.cfg, environ, d.Env))
+			sup.Restart(childEnv(a.cfg, a.environ, d.Env))
 		case refresh.Reload:
 			if a.cfg.ReloadSignal.V != 0 {
 				sup.Reload(a.cfg.ReloadSignal.V)

@@ -3,9 +3,11 @@ package main
 import (
 	"strings"
 
+	"github.com/aionos/aion-exec/internal/atomicfile"
 	"github.com/aionos/aion-exec/internal/config"
 	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/render"
+	"github.com/aionos/aion-exec/internal/supervise"
 	"github.com/aionos/aion-exec/internal/vault"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +44,7 @@ func refreshOptions(c *config.Config, a *app) refresh.Options {
 	for i, s := range c.Secrets {
 		refs[i], names[i] = vault.Ref{Name: s.Name, Path: s.Path}, s.Name
 	}
-	return refresh.Options{
+	o := refresh.Options{
 		Secrets: refs,
 		Label:   c.Env.V,
 		Templates: render.Options{TemplatesDir: c.TemplatesDir.V, RenderDir: c.RenderDir.V,
@@ -53,6 +55,42 @@ func refreshOptions(c *config.Config, a *app) refresh.Options {
 		ReloadName: unix.SignalName(c.ReloadSignal.V),
 		Log:        a.log,
 	}
+	if a.user != nil {
+		o.Owner = &atomicfile.Owner{UID: int(a.user.Uid), GID: int(a.user.Gid)}
+	}
+	if a.command != nil {
+		// Never render what the kernel would refuse to exec: the first
+		// render fails (65) before any fork, a later one keeps the last good.
+		o.Check = func(env []string) error { return supervise.CheckArgSize(a.command, childEnv(c, a.environ, env)) }
+	}
+	return o
+}
+
+// concealed is what AION_MASK_OUTPUT hides in the child's output: every
+// rendered variable's value (named by the variable), every string in the
+// secrets (named secret.key) and every rendered file (named by the file),
+// but not the paths of rendered files, which are no secret.
+func concealed(d refresh.Decision) []supervise.Secret {
+	var out []supervise.Secret
+	paths := map[string]bool{}
+	for _, f := range d.Output.Files {
+		paths[f.Path] = true
+		out = append(out, supervise.Secret{Name: f.Name, Value: string(f.Data)})
+	}
+	for _, kv := range d.Env {
+		if name, value, _ := strings.Cut(kv, "="); !paths[value] {
+			out = append(out, supervise.Secret{Name: name, Value: value})
+		}
+	}
+	for name, secret := range d.Data {
+		fields, _ := secret.(map[string]any)
+		for key, v := range fields {
+			if s, ok := v.(string); ok {
+				out = append(out, supervise.Secret{Name: name + "." + key, Value: s})
+			}
+		}
+	}
+	return out
 }
 
 // childEnv is the inherited environment, minus aion-exec's own Vault

@@ -79,7 +79,7 @@ func checkBuildStages(t *testing.T, root string, d *Dockerfile, ignore *Dockerig
 					continue
 				}
 				built = true
-				for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/aion-exec", "-X main.version="} {
+				for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/aion-exec", "-X main.version=", "-E=github.com/aionos/aion-exec/internal/supervise.entry"} {
 					if !strings.Contains(text, want) {
 						t.Errorf("Dockerfile: the go build lacks %s: %s", want, text)
 					}

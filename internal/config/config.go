@@ -66,6 +66,8 @@ type Config struct {
 	StopTimeout    Var[time.Duration]  `envconfig:"AION_STOP_TIMEOUT" default:"10s" desc:"wait after the stop signal before SIGKILL"`
 	SignalGroup    Var[bool]           `envconfig:"AION_SIGNAL_GROUP" default:"false" desc:"signal the child's whole process group (like tini -g)"`
 	PassVaultCreds Var[bool]           `envconfig:"AION_PASS_VAULT_CREDENTIALS" default:"false" desc:"hand aion-exec's own Vault credentials to the child"`
+	ChildUser      Var[string]         `envconfig:"AION_CHILD_USER" desc:"user[:group] (names or numbers) the child runs as; rendered files are handed to it"`
+	MaskOutput     Var[bool]           `envconfig:"AION_MASK_OUTPUT" default:"false" desc:"replace secret values in the child's stdout and stderr by <concealed:NAME>"`
 
 	LogFormat Var[string] `envconfig:"AION_LOG_FORMAT" default:"text" desc:"text or json"`
 	LogLevel  Var[string] `envconfig:"AION_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`

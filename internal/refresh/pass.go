@@ -64,6 +64,7 @@ type Decision struct {
 	Change Change
 	Env    []string // the rendered environment, sorted NAME=value
 	Output *render.Output
+	Data   render.Data // what it was rendered from
 }
 
 // Refresher holds the last good render. It is owned by one goroutine.
@@ -135,7 +136,7 @@ func (r *Refresher) Refresh(ctx context.Context, due Due) (Decision, error) {
 	if r.out != nil && set == r.set && reflect.DeepEqual(data, r.data) {
 		// The common poll: nothing moved in Vault. Rendering is a function
 		// of templates and data, so skip it and its garbage.
-		return Decision{Action: None, Env: r.out.Env, Output: r.out}, nil
+		return Decision{Action: None, Env: r.out.Env, Output: r.out, Data: r.data}, nil
 	}
 	out, err := set.Render(data)
 	if err == nil && r.opts.Check != nil {
@@ -155,7 +156,7 @@ func (r *Refresher) Refresh(ctx context.Context, due Due) (Decision, error) {
 		}
 	}
 	r.set, r.data, r.out = set, data, out
-	return Decision{Action: action, Change: c, Env: out.Env, Output: out}, nil
+	return Decision{Action: action, Change: c, Env: out.Env, Output: out, Data: data}, nil
 }
 
 // write replaces the file outputs atomically in the render directory,
