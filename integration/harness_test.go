@@ -242,6 +242,25 @@ func (v *Vault) Stop() {
 	v.cmd = nil
 }
 
+// Kill kills the server (SIGKILL) and waits for it to exit.
+func (v *Vault) Kill() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cmd == nil || v.cmd.Process == nil {
+		return
+	}
+	v.cmd.Process.Kill()
+	<-v.alive
+	v.cmd = nil
+}
+
+// running reports whether the server was started and not stopped.
+func (v *Vault) running() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.cmd != nil
+}
+
 // Restart starts the same server again (same address, same storage).
 func (v *Vault) Restart() {
 	v.Stop()

@@ -54,6 +54,13 @@ func listenerCert(issuer *testCA, certFile, keyFile string) vaultOption {
 // clients show.
 func requireClientCert() vaultOption { return func(o *vaultOptions) { o.mtls = true } }
 
+// signedBy has ca issue the listener's loopback certificate, so that
+// several servers (a cluster) share one CA.
+func signedBy(ca *testCA) vaultOption { return func(o *vaultOptions) { o.ca = ca } }
+
+// raftNode names the server's Raft node (node1 by default).
+func raftNode(id string) vaultOption { return func(o *vaultOptions) { o.nodeID = id } }
+
 // pluginDir is where build-vault.sh puts the plugins it builds.
 func pluginDir() string { return filepath.Join(filepath.Dir(vaultBin), "plugins") }
 
@@ -87,12 +94,16 @@ func configVault(t testing.TB, dir string, o *vaultOptions) *Vault {
 		plugins = fmt.Sprintf("plugin_directory = %q", pluginDir())
 	}
 	// performance_multiplier 1: Raft's fastest timings (1s heartbeat and
-	// election timeouts instead of 5s), for quick elections on loopback.
+	// election timeouts instead of 5s), for quick elections on loopback;
+	// autopilot looks at the servers every 250ms, not every 2s, and
+	// promotes stable non-voters every 500ms, not every 10s.
 	hcl := fmt.Sprintf(`
 storage "raft" {
   path                   = %q
   node_id                = %q
   performance_multiplier = 1
+  autopilot_update_interval    = "250ms"
+  autopilot_reconcile_interval = "500ms"
 }
 listener "tcp" {
   address         = "127.0.0.1:%d"
