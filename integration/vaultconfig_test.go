@@ -54,6 +54,10 @@ func listenerCert(issuer *testCA, certFile, keyFile string) vaultOption {
 // clients show.
 func requireClientCert() vaultOption { return func(o *vaultOptions) { o.mtls = true } }
 
+// withPlugins gives Vault build-vault.sh's plugin directory (Vault's own
+// PostgreSQL database plugin); a dev server registers what it finds there.
+func withPlugins() vaultOption { return func(o *vaultOptions) { o.plugins = true } }
+
 // signedBy has ca issue the listener's loopback certificate, so that
 // several servers (a cluster) share one CA.
 func signedBy(ca *testCA) vaultOption { return func(o *vaultOptions) { o.ca = ca } }
