@@ -31,7 +31,7 @@ if vault_built && plugin_built; then
 	exit 0
 fi
 
-echo "preparing vault $VAULT_VERSION sources in $dir (first run only)" >&2
+echo "building vault $VAULT_VERSION and its database plugin into $dir (first run only, a few minutes)" >&2
 src=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "github.com/hashicorp/vault@$VAULT_VERSION" |
 	sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -d "$src" ] || { echo "build-vault: module source not found for $VAULT_VERSION" >&2; exit 1; }
@@ -51,7 +51,7 @@ done
 # renamed into place, so that a half-written binary is never taken as built.
 build() {
 	local start=$SECONDS
-	echo "building $(basename "$1") (a few minutes for vault)" >&2
+	echo "building $(basename "$1")" >&2
 	GOFLAGS=-mod=mod CGO_ENABLED=0 go build -tags minimal -trimpath -ldflags "-s -w" -o "$dir/$(basename "$1").tmp" "$2"
 	mv "$dir/$(basename "$1").tmp" "$1"
 	echo "built $(basename "$1") in $((SECONDS - start))s" >&2
