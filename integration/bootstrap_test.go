@@ -13,7 +13,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,125 +24,12 @@ import (
 	"github.com/aionos/aion-exec/internal/bootstrap"
 )
 
-// vaultClient is a plain API client for addr with token, deaf to the
-// developer's VAULT_* variables.
-func vaultClient(t testing.TB, addr, token string) *api.Client {
-	t.Helper()
-	c, err := api.NewClient(&api.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetNamespace("")
-	c.SetWrappingLookupFunc(func(string, string) string { return "" })
-	c.SetToken(token)
-	return c
-}
-
-// sourceEnvFile sources path with sh, as a developer would, and returns the
-// AION_* variables it sets.
-func sourceEnvFile(t testing.TB, path string) map[string]string {
-	t.Helper()
-	cmd := exec.Command("sh", "-c", `. "$1" && env`, "sh", path)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("source %s: %v", path, err)
-	}
-	vars := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "AION_") {
-			vars[k] = v
-		}
-	}
-	return vars
-}
-
-func envList(m map[string]string) []string {
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, k+"="+m[k])
-	}
-	return out
-}
-
-func assertMode(t *testing.T, path string, want os.FileMode) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := st.Mode().Perm(); got != want {
-		t.Errorf("%s: mode %04o, want %04o", path, got, want)
-	}
-}
-
-// kvVersions returns the current KV-v2 version of every seeded secret.
-func kvVersions(t *testing.T, root *api.Client) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, name := range bootstrap.SecretNames() {
-		s, err := root.Logical().Read("secret/metadata/aionos/dev/" + name)
-		if err != nil || s == nil {
-			t.Fatalf("read metadata of %s: %v (%v)", name, err, s)
-		}
-		out[name] = fmt.Sprint(s.Data["current_version"])
-	}
-	return out
-}
-
-// serviceSecrets are the secrets each service's policy grants, as the
-// AION_<NAME>_SECRET_PATH a service would set; the ${AION_ENV} form is the
-// platform's.
-var serviceSecrets = map[string][]string{
-	"gateway": {"AION_JWT_SECRET_PATH=aionos/${AION_ENV}/jwt", "AION_GATEWAY_API_KEYS_SECRET_PATH=aionos/${AION_ENV}/gateway-api-keys",
-		"AION_ADMIN_TOKEN_SECRET_PATH=aionos/${AION_ENV}/admin-token", "AION_GATEWAY_TLS_SECRET_PATH=aionos/${AION_ENV}/gateway-tls",
-		"AION_MTLS_CA_SECRET_PATH=aionos/${AION_ENV}/mtls-ca"},
-	"control": {"AION_DB_SECRET_PATH=aionos/${AION_ENV}/db-main", "AION_MINIO_SECRET_PATH=aionos/${AION_ENV}/minio",
-		"AION_CONTROL_TLS_SECRET_PATH=aionos/${AION_ENV}/control-tls", "AION_MTLS_CA_SECRET_PATH=aionos/${AION_ENV}/mtls-ca"},
-	"console": {"AION_ADMIN_TOKEN_SECRET_PATH=aionos/${AION_ENV}/admin-token"},
-}
-
-// foreignSecret is, per service, a secret of another service it must not read.
-var foreignSecret = map[string]string{
-	"gateway": "AION_DB_SECRET_PATH=aionos/${AION_ENV}/db-main",
-	"control": "AION_ADMIN_TOKEN_SECRET_PATH=aionos/${AION_ENV}/admin-token",
-	"console": "AION_DB_SECRET_PATH=aionos/${AION_ENV}/db-main",
-}
-
-// wrappedSecretID issues a secret ID for role, response-wrapped the way a
-// deploy hands it over.
-func wrappedSecretID(t *testing.T, addr, rootToken, role string) string {
-	t.Helper()
-	c := vaultClient(t, addr, rootToken)
-	c.SetWrappingLookupFunc(func(string, string) string { return "5m" })
-	s, err := c.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
-	if err != nil {
-		t.Fatalf("issue a wrapped secret ID for %s: %v", role, err)
-	}
-	if s == nil || s.WrapInfo == nil || s.WrapInfo.Token == "" {
-		t.Fatalf("issue a wrapped secret ID for %s: no wrapping token in %+v", role, s)
-	}
-	return s.WrapInfo.Token
-}
-
-// summaryHas reports whether dev bootstrap's summary has the row
-// kind, name, result (columns are aligned with spaces).
-func summaryHas(stdout, kind, name, result string) bool {
-	for _, line := range strings.Split(stdout, "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == kind && f[1] == name && strings.Join(f[2:], " ") == result {
-			return true
-		}
-	}
-	return false
-}
-
 func TestBootstrapRaftVault(t *testing.T) {
 	t.Parallel()
 	v := startVaultConfig(t, t.TempDir())
 	work := t.TempDir()
 	// config.Load asks for a token even though dev bootstrap needs none.
-	env := []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_TOKEN=unused", "AION_VAULT_BOOTSTRAP_TIMEOUT=60"}
+	env := bootstrapEnv(v, "AION_VAULT_TOKEN=unused", "AION_VAULT_BOOTSTRAP_TIMEOUT=60")
 	stateDir := filepath.Join(work, ".vault")
 	unsealPath := filepath.Join(stateDir, "dev-unseal.json")
 	envPath := filepath.Join(work, ".env.vault.dev")
@@ -178,7 +64,7 @@ func TestBootstrapRaftVault(t *testing.T) {
 	if err := json.Unmarshal(unsealJSON, &keys); err != nil || len(keys.UnsealKeysB64) != 1 || keys.RootToken == "" {
 		t.Fatalf("unseal file %s: %v\n%s", unsealPath, err, unsealJSON)
 	}
-	root := vaultClient(t, v.Addr, keys.RootToken)
+	root := v.Client(keys.RootToken)
 	envText, err := os.ReadFile(envPath)
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +72,7 @@ func TestBootstrapRaftVault(t *testing.T) {
 	vars := sourceEnvFile(t, envPath)
 	devToken := vars["AION_VAULT_TOKEN"]
 	wantVars := map[string]string{
-		"AION_VAULT_ADDR": v.Addr, "AION_VAULT_KV_MOUNT": "secret", "AION_ENV": "dev",
+		"AION_VAULT_ADDR": v.Addr, "AION_VAULT_CACERT": v.CACert, "AION_VAULT_KV_MOUNT": "secret", "AION_ENV": "dev",
 		"AION_DB_SECRET_PATH": "aionos/dev/db-main", "AION_MINIO_SECRET_PATH": "aionos/dev/minio",
 		"AION_JWT_SECRET_PATH": "aionos/dev/jwt", "AION_GATEWAY_API_KEYS_SECRET_PATH": "aionos/dev/gateway-api-keys",
 		"AION_ADMIN_TOKEN_SECRET_PATH": "aionos/dev/admin-token", "AION_VAULT_TOKEN": devToken,
@@ -335,7 +221,7 @@ func TestBootstrapRaftVault(t *testing.T) {
 	})
 
 	t.Run("dev token cannot write or leave dev", func(t *testing.T) {
-		dev := vaultClient(t, v.Addr, devToken)
+		dev := v.Client(devToken)
 		_, err := dev.KVv2("secret").Put(context.Background(), "aionos/dev/db-main", map[string]any{"password": "x"})
 		var re *api.ResponseError
 		if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
@@ -376,11 +262,11 @@ func TestBootstrapRaftVault(t *testing.T) {
 			if want := fmt.Sprint(s.Data["role_id"]); roleIDs[svc] != want {
 				t.Errorf("env file role ID %q, want %q", roleIDs[svc], want)
 			}
-			base := []string{"AION_VAULT_ADDR=" + v.Addr, "AION_ENV=dev", "AION_RENDER_DIR=" + t.TempDir(),
-				"AION_VAULT_APPROLE_ROLE_ID=" + roleIDs[svc]}
+			base := append(v.addrEnv(), "AION_ENV=dev", "AION_RENDER_DIR="+t.TempDir(),
+				"AION_VAULT_APPROLE_ROLE_ID="+roleIDs[svc])
 
 			own := append(append(slices.Clone(base), serviceSecrets[svc]...),
-				"AION_VAULT_APPROLE_SECRET_ID="+wrappedSecretID(t, v.Addr, keys.RootToken, svc))
+				"AION_VAULT_APPROLE_SECRET_ID="+wrappedSecretID(t, v, keys.RootToken, svc))
 			r := aionIn(t, work, own, "check")
 			if r.Code != 0 {
 				t.Fatalf("check as %s with a wrapped secret ID exited %d\nstdout:\n%s\nstderr:\n%s", svc, r.Code, r.Stdout, r.Stderr)
@@ -391,7 +277,7 @@ func TestBootstrapRaftVault(t *testing.T) {
 			}
 
 			other := append(slices.Clone(base), foreignSecret[svc],
-				"AION_VAULT_APPROLE_SECRET_ID="+wrappedSecretID(t, v.Addr, keys.RootToken, svc))
+				"AION_VAULT_APPROLE_SECRET_ID="+wrappedSecretID(t, v, keys.RootToken, svc))
 			r = aionIn(t, work, other, "check")
 			if r.Code != 77 || !strings.Contains(r.Stdout+r.Stderr, "permission denied") {
 				t.Errorf("check as %s of %s exited %d, want 77 (permission denied)\nstdout:\n%s\nstderr:\n%s", svc, foreignSecret[svc], r.Code, r.Stdout, r.Stderr)
@@ -407,7 +293,7 @@ func TestBootstrapOtherMount(t *testing.T) {
 	t.Parallel()
 	v := startVaultConfig(t, t.TempDir())
 	work := t.TempDir()
-	env := []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_TOKEN=unused", "AION_VAULT_KV_MOUNT=team/kv"}
+	env := bootstrapEnv(v, "AION_VAULT_TOKEN=unused", "AION_VAULT_KV_MOUNT=team/kv")
 	r := aionIn(t, work, env, "dev", "bootstrap")
 	if r.Code != 0 {
 		t.Fatalf("dev bootstrap exited %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
@@ -422,7 +308,7 @@ func TestBootstrapOtherMount(t *testing.T) {
 	if err := json.Unmarshal(b, &keys); err != nil {
 		t.Fatal(err)
 	}
-	root := vaultClient(t, v.Addr, keys.RootToken)
+	root := v.Client(keys.RootToken)
 	pol, err := root.Sys().GetPolicy("control")
 	if err != nil || !strings.Contains(pol, `path "team/kv/data/aionos/+/db-main"`) || strings.Contains(pol, `path "secret/`) {
 		t.Errorf("control policy not templated onto team/kv (%v):\n%s", err, pol)
@@ -440,9 +326,9 @@ func TestBootstrapOtherMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = aionIn(t, work, append([]string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_KV_MOUNT=team/kv", "AION_ENV=dev", "AION_RENDER_DIR=" + t.TempDir(),
-		"AION_VAULT_APPROLE_ROLE_ID=" + fmt.Sprint(s.Data["role_id"]),
-		"AION_VAULT_APPROLE_SECRET_ID=" + wrappedSecretID(t, v.Addr, keys.RootToken, "control")}, serviceSecrets["control"]...), "check")
+	r = aionIn(t, work, append(append(v.addrEnv(), "AION_VAULT_KV_MOUNT=team/kv", "AION_ENV=dev", "AION_RENDER_DIR="+t.TempDir(),
+		"AION_VAULT_APPROLE_ROLE_ID="+fmt.Sprint(s.Data["role_id"]),
+		"AION_VAULT_APPROLE_SECRET_ID="+wrappedSecretID(t, v, keys.RootToken, "control")), serviceSecrets["control"]...), "check")
 	if r.Code != 0 {
 		t.Fatalf("check as control on team/kv exited %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -501,7 +387,7 @@ func TestBootstrapOtherMount(t *testing.T) {
 	if err := root.Sys().Mount("legacy", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	r = aionIn(t, work, []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_TOKEN=unused", "AION_VAULT_KV_MOUNT=legacy"}, "dev", "bootstrap")
+	r = aionIn(t, work, bootstrapEnv(v, "AION_VAULT_TOKEN=unused", "AION_VAULT_KV_MOUNT=legacy"), "dev", "bootstrap")
 	if r.Code != 64 || !strings.Contains(r.Stderr, "legacy/") || !strings.Contains(r.Stderr, "KV version 1 engine") {
 		t.Errorf("bootstrap onto a KV v1 mount exited %d, want 64 naming legacy/ and KV version 1\nstderr:\n%s", r.Code, r.Stderr)
 	}

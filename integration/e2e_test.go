@@ -51,11 +51,11 @@ func TestEndToEndRotationAndMove(t *testing.T) {
 	t.Parallel()
 	work := t.TempDir()
 	v := startVaultConfig(t, t.TempDir())
-	if r := aionIn(t, work, []string{"AION_VAULT_ADDR=" + v.Addr}, "dev", "bootstrap"); r.Code != 0 {
+	if r := aionIn(t, work, bootstrapEnv(v), "dev", "bootstrap"); r.Code != 0 {
 		t.Fatalf("dev bootstrap: exit %d\n%s", r.Code, r.Stderr)
 	}
 	rootToken := unsealRoot(t, work)
-	root := vaultClient(t, v.Addr, rootToken)
+	root := v.Client(rootToken)
 	kv := root.KVv2("secret")
 	seeded, err := kv.Get(t.Context(), "aionos/dev/db-main")
 	if err != nil {

@@ -2,20 +2,18 @@
 
 // Package integration runs the aion-exec binary against real parts: a Vault
 // server built from the module proxy (build-vault.sh), PostgreSQL clusters
-// started from Debian's binaries, and Node.js children. Run with
+// started from Debian's binaries, and Node.js children. Vault listens on
+// TLS with a CA the test trusts unless a test is about plain HTTP. Run with
 //
 //	go test -tags integration ./integration/
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,16 +72,23 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Vault is one running Vault server.
+// Vault is one running Vault server. By default its listener speaks TLS
+// with a certificate of a CA the test trusts (CACert); plainHTTP() is for
+// the one test that keeps the plain path covered.
 type Vault struct {
-	Addr  string
-	Root  *api.Client // root token client, for seeding
-	cmd   *exec.Cmd
-	log   *bytes.Buffer
-	args  []string
-	mu    sync.Mutex
-	t     testing.TB
-	alive chan struct{}
+	Addr                  string      // https://127.0.0.1:PORT (http:// on plain HTTP)
+	CACert                string      // PEM of the CA that signed the listener's certificate; "" on plain HTTP
+	ClientCert, ClientKey string      // a client certificate the listener accepts (requireClientCert only)
+	Root                  *api.Client // root token client, for seeding
+	cmd                   *exec.Cmd
+	log                   *bytes.Buffer
+	args                  []string
+	mu                    sync.Mutex
+	t                     testing.TB
+	alive                 chan struct{}
+
+	devCertDir    string // where -dev-tls writes its CA (removed when the server exits)
+	signatureOnly bool   // the listener's certificate is one a test made wrong on purpose
 
 	rootToken, unsealKey string // Raft servers only
 }
@@ -91,45 +96,36 @@ type Vault struct {
 const rootToken = "root-token-for-tests"
 
 // startVault starts `vault server -dev` on a free loopback port with an
-// in-memory store; it is stopped at the end of the test.
-func startVault(t testing.TB) *Vault {
+// in-memory store, TLS from -dev-tls (Vault makes the CA); it is stopped
+// at the end of the test. A test that needs a certificate of its own
+// (a wrong name, expired, another CA) uses startVaultConfig.
+func startVault(t testing.TB, opts ...vaultOption) *Vault {
 	t.Helper()
+	o := newVaultOptions(t, opts)
+	if o.ca != nil || o.mtls {
+		t.Fatal("startVault: listener certificates and mTLS need startVaultConfig")
+	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	v := &Vault{Addr: "http://" + addr, t: t, args: []string{"server", "-dev",
 		"-dev-listen-address=" + addr, "-dev-root-token-id=" + rootToken, "-dev-no-store-token"}}
+	if !o.plain {
+		v.Addr = "https://" + addr
+		v.devCertDir = t.TempDir()
+		v.args = append(v.args, "-dev-tls", "-dev-tls-cert-dir="+v.devCertDir)
+	}
+	if o.plugins {
+		v.args = append(v.args, "-dev-plugin-dir="+pluginDir())
+	}
 	v.start()
 	t.Cleanup(v.Stop)
 	return v
 }
 
 // startVaultConfig starts a Vault server from an HCL config (Raft storage,
-// so data survives restarts); it is not initialised.
-func startVaultConfig(t testing.TB, dir string) *Vault {
+// so data survives restarts) with a TLS listener; it is not initialised.
+func startVaultConfig(t testing.TB, dir string, opts ...vaultOption) *Vault {
 	t.Helper()
-	port := freePort(t)
-	cluster := freePort(t)
-	hcl := fmt.Sprintf(`
-storage "raft" {
-  path    = %q
-  node_id = "node1"
-}
-listener "tcp" {
-  address     = "127.0.0.1:%d"
-  tls_disable = true
-}
-api_addr      = "http://127.0.0.1:%d"
-cluster_addr  = "http://127.0.0.1:%d"
-disable_mlock = true
-ui            = false
-`, filepath.Join(dir, "raft"), port, port, cluster)
-	if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "vault.hcl")
-	if err := os.WriteFile(cfg, []byte(hcl), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	v := &Vault{Addr: fmt.Sprintf("http://127.0.0.1:%d", port), t: t, args: []string{"server", "-config=" + cfg}}
+	v := configVault(t, dir, newVaultOptions(t, opts))
 	v.start()
 	t.Cleanup(v.Stop)
 	return v
@@ -151,10 +147,9 @@ func (v *Vault) start() {
 	go func(cmd *exec.Cmd, alive chan struct{}) { cmd.Wait(); close(alive) }(v.cmd, v.alive)
 	// Wait on /v1/sys/health: any answer (even sealed, 503) means it listens.
 	deadline := time.Now().Add(30 * time.Second)
+	var err error
 	for {
-		resp, err := http.Get(v.Addr + "/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200")
-		if err == nil {
-			resp.Body.Close()
+		if err = v.ping(); err == nil {
 			break
 		}
 		select {
@@ -163,15 +158,71 @@ func (v *Vault) start() {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("vault did not listen on %s: %s", v.Addr, v.log)
+			t.Fatalf("vault did not answer on %s: %v\n%s", v.Addr, err, v.log)
 		}
 	}
-	c, err := api.NewClient(&api.Config{Address: v.Addr})
+	v.Root = v.Client(rootToken)
+	if v.rootToken != "" {
+		v.Root.SetToken(v.rootToken)
+	}
+}
+
+// ping asks /v1/sys/health once. A dev server writes a fresh CA on each
+// start: it is copied out of the directory Vault removes on exit.
+func (v *Vault) ping() error {
+	if v.devCertDir != "" {
+		b, err := os.ReadFile(filepath.Join(v.devCertDir, "vault-ca.pem"))
+		if err != nil || !x509.NewCertPool().AppendCertsFromPEM(b) {
+			return fmt.Errorf("no CA from -dev-tls yet: %v", err)
+		}
+		v.CACert = filepath.Join(filepath.Dir(v.devCertDir), "dev-tls-ca.pem")
+		if err := os.WriteFile(v.CACert, b, 0o600); err != nil {
+			return err
+		}
+	}
+	hc, err := v.newHTTPClient()
+	if err != nil {
+		return err
+	}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(v.Addr + "/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200")
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// Client is an API client for v with token: it trusts v's CA, shows v's
+// client certificate, and is deaf to the developer's VAULT_* variables.
+func (v *Vault) Client(token string) *api.Client {
+	v.t.Helper()
+	hc, err := v.newHTTPClient()
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	v.t.Cleanup(hc.CloseIdleConnections)
+	return newAPIClient(v.t, &api.Config{Address: v.Addr, HttpClient: hc}, token)
+}
+
+func newAPIClient(t testing.TB, cfg *api.Config, token string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetToken(rootToken)
-	v.Root = c
+	c.SetNamespace("")
+	c.SetWrappingLookupFunc(func(string, string) string { return "" })
+	c.SetToken(token)
+	return c
+}
+
+// addrEnv is how aion-exec finds v: its address, and its CA.
+func (v *Vault) addrEnv() []string {
+	env := []string{"AION_VAULT_ADDR=" + v.Addr}
+	if v.CACert != "" {
+		env = append(env, "AION_VAULT_CACERT="+v.CACert)
+	}
+	return env
 }
 
 // Stop kills the server and waits for it to exit.
@@ -189,6 +240,25 @@ func (v *Vault) Stop() {
 		<-v.alive
 	}
 	v.cmd = nil
+}
+
+// Kill kills the server (SIGKILL) and waits for it to exit.
+func (v *Vault) Kill() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cmd == nil || v.cmd.Process == nil {
+		return
+	}
+	v.cmd.Process.Kill()
+	<-v.alive
+	v.cmd = nil
+}
+
+// running reports whether the server was started and not stopped.
+func (v *Vault) running() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.cmd != nil
 }
 
 // Restart starts the same server again (same address, same storage).
@@ -236,124 +306,9 @@ func (v *Vault) Policy(name, hcl string) {
 	}
 }
 
-// result is one finished aion-exec run.
-type result struct {
-	Code           int
-	Stdout, Stderr string
-}
-
-// aion runs the aion-exec binary to completion with env (and nothing of
-// ours: tests must not lean on the developer's VAULT_* variables).
-func aion(t testing.TB, env []string, args ...string) result {
-	t.Helper()
-	return aionIn(t, "", env, args...)
-}
-
-// aionIn is aion with the binary's working directory set to dir: dev
-// bootstrap writes .vault/ and .env.vault.dev into the current directory.
-func aionIn(t testing.TB, dir string, env []string, args ...string) result {
-	t.Helper()
-	return runIn(t, dir, append(baseEnv(), env...), aionBin, args...)
-}
-
-// runIn runs a program to completion in dir with exactly env.
-func runIn(t testing.TB, dir string, env []string, name string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %s: %v", name, err)
-	}
-	return result{code, so.String(), se.String()}
-}
-
-// repoRoot is the checkout this file lives in.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
-// unsealRoot reads the root token from dev bootstrap's unseal file in dir.
-func unsealRoot(t testing.TB, dir string) string {
-	t.Helper()
-	var u struct {
-		RootToken string `json:"root_token"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, ".vault", "dev-unseal.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &u); err != nil || u.RootToken == "" {
-		t.Fatalf("unseal file: %v", err)
-	}
-	return u.RootToken
-}
-
-// baseEnv is a minimal environment for children: PATH and HOME only.
-func baseEnv() []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "AION_LOG_LEVEL=debug"}
-}
-
-// lineReader hands out the lines a process writes, for waiting on them
-// with a deadline instead of sleeping.
-type lineReader struct {
-	lines chan string
-	mu    sync.Mutex
-	all   []string
-}
-
-func newLineReader(r io.Reader) *lineReader {
-	lr := &lineReader{lines: make(chan string, 1024)}
-	go func() {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			lr.mu.Lock()
-			lr.all = append(lr.all, sc.Text())
-			lr.mu.Unlock()
-			lr.lines <- sc.Text()
-		}
-		close(lr.lines)
-	}()
-	return lr
-}
-
-// waitFor returns the first line (from now on) that has substr.
-func (lr *lineReader) waitFor(t testing.TB, substr string, timeout time.Duration) string {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case l, ok := <-lr.lines:
-			if !ok {
-				t.Fatalf("stream ended while waiting for %q; got:\n%s", substr, lr.text())
-			}
-			if strings.Contains(l, substr) {
-				return l
-			}
-		case <-deadline:
-			t.Fatalf("no line with %q within %s; got:\n%s", substr, timeout, lr.text())
-		}
-	}
-}
-
-func (lr *lineReader) text() string {
-	lr.mu.Lock()
-	defer lr.mu.Unlock()
-	return strings.Join(lr.all, "\n")
-}
-
 // initRaft initialises and unseals a Vault started with startVaultConfig,
-// mounts KV v2 at secret/, and returns the unseal key (for after restarts).
+// mounts KV v2 at secret/, and returns the root token; the unseal key is
+// kept for unseal after restarts.
 func (v *Vault) initRaft() string {
 	v.t.Helper()
 	resp, err := v.Root.Sys().Init(&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
@@ -374,12 +329,7 @@ func (v *Vault) initRaft() string {
 // elects itself leader a moment after unsealing).
 func (v *Vault) unseal() {
 	v.t.Helper()
-	if v.rootToken != "" {
-		v.Root.SetToken(v.rootToken)
-	}
-	if _, err := v.Root.Sys().Unseal(v.unsealKey); err != nil {
-		v.t.Fatalf("unseal: %v", err)
-	}
+	v.submitUnsealKey()
 	eventually(v.t, "vault active after unseal", 30*time.Second, func() error {
 		h, err := v.Root.Sys().Health()
 		if err != nil {
@@ -393,22 +343,10 @@ func (v *Vault) unseal() {
 	})
 }
 
-// eventually polls cond (a server's observable state) until it returns nil
-// or timeout passes.
-func eventually(t testing.TB, what string, timeout time.Duration, cond func() error) {
-	t.Helper()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		case <-tick.C:
-		}
+// submitUnsealKey gives the server the unseal key initRaft kept.
+func (v *Vault) submitUnsealKey() {
+	v.t.Helper()
+	if _, err := v.Root.Sys().Unseal(v.unsealKey); err != nil {
+		v.t.Fatalf("unseal %s: %v", v.Addr, err)
 	}
 }

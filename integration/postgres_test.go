@@ -19,10 +19,11 @@ import (
 // on a free loopback port, as the postgres user when we are root (initdb
 // refuses to run as root).
 type Postgres struct {
-	Port int
-	dir  string
-	bin  string
-	t    testing.TB
+	Port  int
+	dir   string
+	bin   string
+	t     testing.TB
+	admin string // the password of vault-admin, once vaultAdmin made it
 }
 
 func pgBinDir(t testing.TB) string {
@@ -114,13 +115,35 @@ func (p *Postgres) psql(sql string) string {
 }
 
 func (p *Postgres) psqlErr(sql string) (string, error) {
-	cmd := p.command("psql", "-h", p.dir, "-p", strconv.Itoa(p.Port), "-U", "postgres", "-d", "postgres",
+	return p.run(p.command("psql", "-h", p.dir, "-p", strconv.Itoa(p.Port), "-U", "postgres", "-d", "postgres",
+		"-v", "ON_ERROR_STOP=1", "-At", "-c", sql))
+}
+
+// psqlAs runs sql as user with password over TCP, the way a service logs in.
+func (p *Postgres) psqlAs(user, password, sql string) (string, error) {
+	cmd := p.command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", user, "-d", "postgres", "-w",
 		"-v", "ON_ERROR_STOP=1", "-At", "-c", sql)
+	cmd.Env = append(cmd.Env, "PGPASSWORD="+password)
+	return p.run(cmd)
+}
+
+func (p *Postgres) run(cmd *exec.Cmd) (string, error) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("%v: %s", err, out)
 	}
 	return string(bytes.TrimSpace(out)), nil
+}
+
+// vaultAdmin is the superuser Vault's database plugin connects as, made
+// on first use.
+func (p *Postgres) vaultAdmin() (user, password string) {
+	p.t.Helper()
+	if p.admin == "" {
+		p.admin = fmt.Sprintf("admin-%d", time.Now().UnixNano())
+		p.psql("create role \"vault-admin\" login superuser password " + sqlString(p.admin))
+	}
+	return "vault-admin", p.admin
 }
 
 // sqlString quotes s as an SQL string literal.

@@ -20,9 +20,9 @@ var dbSecret = map[string]any{
 
 // seeded starts a Vault with the platform's layout: KV v2 at secret/, KV v1
 // at kv/, a read-only policy on the service's paths.
-func seeded(t *testing.T) *Vault {
+func seeded(t *testing.T, opts ...vaultOption) *Vault {
 	t.Helper()
-	v := startVault(t)
+	v := startVault(t, opts...)
 	v.KVPut("secret", "aionos/dev/db-main", dbSecret)
 	v.KVPut("secret", "aionos/dev/admin-token", map[string]any{"token": "adm-9f8e7d6c5b4a"})
 	if err := v.Root.Sys().Mount("kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}); err != nil {
@@ -36,8 +36,9 @@ path "kv/aionos/*" { capabilities = ["read"] }
 	return v
 }
 
+// tokenEnv is v's address and CA with a token.
 func tokenEnv(v *Vault, token string) []string {
-	return []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_TOKEN=" + token}
+	return append(v.addrEnv(), "AION_VAULT_TOKEN="+token)
 }
 
 // assertNoSecrets fails when any secret value of the suite shows up in s.
@@ -80,14 +81,19 @@ func TestCheckTokenAuthEveryPathForm(t *testing.T) {
 	assertNoSecrets(t, r.Stdout+r.Stderr, tok)
 }
 
+// TestTokenFile is also the one test of a Vault on plain HTTP: every other
+// one speaks TLS.
 func TestTokenFile(t *testing.T) {
 	t.Parallel()
-	v := seeded(t)
+	v := seeded(t, plainHTTP())
+	if !strings.HasPrefix(v.Addr, "http://") || v.CACert != "" {
+		t.Fatalf("plainHTTP(): Vault at %s with CA %q", v.Addr, v.CACert)
+	}
 	f := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(f, []byte(v.Token([]string{"svc"}, "1h", true)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := aion(t, []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_TOKEN_FILE=" + f, "AION_DB_SECRET_PATH=aionos/dev/db-main"}, "check")
+	r := aion(t, append(v.addrEnv(), "AION_VAULT_TOKEN_FILE="+f, "AION_DB_SECRET_PATH=aionos/dev/db-main"), "check")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "auth     token OK") {
 		t.Fatalf("check with token file: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -110,7 +116,7 @@ func TestAppRolePlainAndWrapped(t *testing.T) {
 	t.Parallel()
 	v := seeded(t)
 	roleID := enableAppRole(t, v)
-	base := []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_APPROLE_ROLE_ID=" + roleID, "AION_DB_SECRET_PATH=aionos/dev/db-main"}
+	base := append(v.addrEnv(), "AION_VAULT_APPROLE_ROLE_ID="+roleID, "AION_DB_SECRET_PATH=aionos/dev/db-main")
 
 	plain := v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string)
 	r := aion(t, append(base, "AION_VAULT_APPROLE_SECRET_ID="+plain), "check")
@@ -164,8 +170,8 @@ func TestWrappedTokenOfOtherPathRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrapped := ws.WrapInfo.Token
-	r := aion(t, []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_APPROLE_ROLE_ID=" + roleID,
-		"AION_VAULT_APPROLE_SECRET_ID=" + wrapped, "AION_DB_SECRET_PATH=aionos/dev/db-main"}, "check")
+	r := aion(t, append(v.addrEnv(), "AION_VAULT_APPROLE_ROLE_ID="+roleID,
+		"AION_VAULT_APPROLE_SECRET_ID="+wrapped, "AION_DB_SECRET_PATH=aionos/dev/db-main"), "check")
 	if r.Code != 77 || !strings.Contains(r.Stderr, `created by "auth/token/create", not by an AppRole secret-id endpoint`) {
 		t.Fatalf("wrong creation path: exit %d\n%s", r.Code, r.Stderr)
 	}
@@ -215,7 +221,7 @@ func TestPermissionDenied(t *testing.T) {
 
 func TestVaultUnreachable(t *testing.T) {
 	t.Parallel()
-	addr := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "https://127.0.0.1:" + strconv.Itoa(freePort(t))
 	start := time.Now()
 	r := aion(t, []string{"AION_VAULT_ADDR=" + addr, "AION_VAULT_TOKEN=x", "AION_STARTUP_TIMEOUT=2s", "AION_DB_SECRET_PATH=a/b"}, "once")
 	if r.Code != 69 || !strings.Contains(r.Stderr, "gave up after AION_STARTUP_TIMEOUT=2s") {
@@ -246,7 +252,7 @@ func TestBadConfigNamesEveryVariable(t *testing.T) {
 // SIGTERM while waiting for Vault ends aion-exec at once, before any child.
 func TestSIGTERMWhileWaitingForVault(t *testing.T) {
 	t.Parallel()
-	addr := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "https://127.0.0.1:" + strconv.Itoa(freePort(t))
 	r := supervise(t, []string{"AION_VAULT_ADDR=" + addr, "AION_VAULT_TOKEN=x", "AION_STARTUP_TIMEOUT=5m", "AION_DB_SECRET_PATH=a/b"}, "sh", "-c", "echo child-started")
 	r.stderr.waitFor(t, "waiting for vault", 10*time.Second)
 	r.cmd.Process.Signal(syscall.SIGTERM)
