@@ -272,7 +272,7 @@ func TestBootstrapRaftVault(t *testing.T) {
 				t.Fatalf("check as %s with a wrapped secret ID exited %d\nstdout:\n%s\nstderr:\n%s", svc, r.Code, r.Stdout, r.Stderr)
 			}
 			wantPols := "policies [" + strings.Join(slices.Sorted(slices.Values([]string{"default", svc})), ",") + "]"
-			if !strings.Contains(r.Stdout, "auth     approle OK") || !strings.Contains(r.Stdout, wantPols) {
+			if !strings.Contains(r.Stdout, "auth     approle at auth/approle OK") || !strings.Contains(r.Stdout, wantPols) {
 				t.Errorf("check as %s lacks an approle login with %s:\n%s", svc, wantPols, r.Stdout)
 			}
 

@@ -29,21 +29,9 @@ func vaultClient(t testing.TB, addr, token string) *api.Client {
 }
 
 // bootstrapEnv is the environment of `aion-exec dev bootstrap` against v:
-// its address and CA, and extra.
-//
-// SSL_CERT_FILE is a stopgap: dev bootstrap builds its HTTP transport
-// without a TLS config, so the SDK drops AION_VAULT_CACERT on the floor
-// (what 8247484 fixed in internal/vault/client.go) and the login fails
-// with "x509: certificate signed by unknown authority". Go's system roots
-// honour SSL_CERT_FILE. Remove it once internal/bootstrap/vault.go gives
-// its transport a TLS config: these tests then prove AION_VAULT_CACERT
-// alone. The env file bootstrap writes is checked without it.
+// its address and CA (AION_VAULT_CACERT alone), and extra.
 func bootstrapEnv(v *Vault, extra ...string) []string {
-	env := append(v.addrEnv(), extra...)
-	if v.CACert != "" {
-		env = append(env, "SSL_CERT_FILE="+v.CACert)
-	}
-	return env
+	return append(v.addrEnv(), extra...)
 }
 
 // sourceEnvFile sources path with sh, as a developer would, and returns the

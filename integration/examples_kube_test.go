@@ -84,12 +84,12 @@ func TestExamplesKubernetesAppRole(t *testing.T) {
 	top := exLoadTopology(t)
 	v := startVaultConfig(t, t.TempDir())
 	work := t.TempDir()
-	r := aionIn(t, work, []string{"AION_VAULT_ADDR=" + v.Addr}, "dev", "bootstrap")
+	r := aionIn(t, work, bootstrapEnv(v), "dev", "bootstrap")
 	if r.Code != 0 {
 		t.Fatalf("dev bootstrap exited %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	rootTok := unsealRoot(t, work)
-	root := vaultClient(t, v.Addr, rootTok)
+	root := v.Client(rootTok)
 	ctx := context.Background()
 
 	// The vault commands of README.md, run with the pinned release's CLI.
@@ -97,7 +97,7 @@ func TestExamplesKubernetesAppRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vaultEnv := []string{"VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=" + rootTok, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	vaultEnv := []string{"VAULT_ADDR=" + v.Addr, "VAULT_CACERT=" + v.CACert, "VAULT_TOKEN=" + rootTok, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
 	cli := func(args ...string) string {
 		t.Helper()
 		if !bytes.Contains(readme, []byte("vault "+strings.Join(args, " "))) {
@@ -159,7 +159,8 @@ func TestExamplesKubernetesAppRole(t *testing.T) {
 
 	// The init container: the image's ENTRYPOINT is aion-exec, args its args.
 	ip := proc(initC)
-	initEnv := ip.hostEnv(t, v.Addr, vaultHosts, "AION_VAULT_CACERT")
+	// The manifests' CA path is the pod's; the test Vault's CA stands in.
+	initEnv := append(ip.hostEnv(t, v.Addr, vaultHosts, "AION_VAULT_CACERT"), "AION_VAULT_CACERT="+v.CACert)
 	args := append(slices.Clone(initC.Command), initC.Args...)
 	r = aionIn(t, work, initEnv, args...)
 	if r.Code != 0 {
@@ -183,7 +184,7 @@ func TestExamplesKubernetesAppRole(t *testing.T) {
 	if dash < 0 || path.Base(argv[0]) != "aion-exec" {
 		t.Fatalf("main container runs %v, not aion-exec -- ...", argv)
 	}
-	r = aionIn(t, work, mp.hostEnv(t, v.Addr, vaultHosts, "AION_VAULT_CACERT"), append(argv[1:dash+1], "sh", "-c", exChildScript)...)
+	r = aionIn(t, work, append(mp.hostEnv(t, v.Addr, vaultHosts, "AION_VAULT_CACERT"), "AION_VAULT_CACERT="+v.CACert), append(argv[1:dash+1], "sh", "-c", exChildScript)...)
 	if r.Code != 0 {
 		t.Fatalf("main container exited %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}

@@ -120,7 +120,7 @@ func TestAppRolePlainAndWrapped(t *testing.T) {
 
 	plain := v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string)
 	r := aion(t, append(base, "AION_VAULT_APPROLE_SECRET_ID="+plain), "check")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "auth     approle OK") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "auth     approle at auth/approle OK") {
 		t.Fatalf("approle plain: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	assertNoSecrets(t, r.Stdout+r.Stderr, plain)
@@ -137,7 +137,7 @@ func TestAppRolePlainAndWrapped(t *testing.T) {
 	}
 	env := append(base, "AION_VAULT_APPROLE_SECRET_ID_FILE="+f)
 	r = aion(t, env, "check")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "auth     approle OK") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "auth     approle at auth/approle OK") {
 		t.Fatalf("approle wrapped: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	// A wrapping token is single use: the second start must say so.
