@@ -3,7 +3,6 @@ package supervise
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -20,15 +19,14 @@ type Secret struct{ Name, Value string }
 const minConceal = 6
 
 // Output masking holds back a tail of the child's output that may be the
-// start of a value, until the rest arrives. After idleFlush without more
-// output it is written as it is, so that a prompt or a line without a
-// newline is not stuck; a value written in pieces further apart than that
-// may show in part. Once the child is gone its descendants get drainGrace
-// to close the pipe before the rest is dropped.
-const (
-	idleFlush  = 20 * time.Millisecond
-	drainGrace = 250 * time.Millisecond
-)
+// start of a value until more output tells, however long that takes: a
+// timer that let it through would let the rest of the value through too,
+// unmatched. The cost is that output which stops on the first bytes of a
+// value waits for the next write. At the end of the stream a held tail is
+// concealed if it is at least minConceal long, else written as it is. Once
+// the child is gone its descendants get drainGrace to close the pipe
+// before the rest is dropped.
+const drainGrace = 250 * time.Millisecond
 
 // matcher finds values; it is immutable, so copiers share it without locks.
 type matcher struct {
@@ -67,7 +65,7 @@ func (m *matcher) scan(dst, b []byte, final bool) (out, held []byte) {
 			i++
 			continue
 		}
-		k, wait := m.at(b[i:], final)
+		k, n, wait := m.at(b[i:], final)
 		if wait {
 			return append(dst, b[done:i]...), b[i:]
 		}
@@ -76,25 +74,35 @@ func (m *matcher) scan(dst, b []byte, final bool) (out, held []byte) {
 			continue
 		}
 		dst = append(append(dst, b[done:i]...), m.repl[k]...)
-		i += len(m.vals[k].Value)
+		i += n
 		done = i
 	}
 	return append(dst, b[done:]...), nil
 }
 
-// at returns the longest value that b starts with, or -1; wait when b is
-// too short to tell whether a longer one does.
-func (m *matcher) at(b []byte, final bool) (k int, wait bool) {
+// at returns the longest value that b starts with and its length, or -1;
+// wait when b is too short to tell whether a longer one does. At the end
+// of the stream, b that is the start of a value and at least minConceal
+// long counts as that value: a value cut short is still a secret.
+func (m *matcher) at(b []byte, final bool) (k, n int, wait bool) {
+	cut := -1 // the longest value that b is the start of, at the end
 	for k, v := range m.vals {
-		if len(b) >= len(v.Value) {
+		switch {
+		case len(b) >= len(v.Value):
 			if string(b[:len(v.Value)]) == v.Value {
-				return k, false
+				return k, len(v.Value), false
 			}
-		} else if !final && strings.HasPrefix(v.Value, string(b)) {
-			return -1, true
+		case !strings.HasPrefix(v.Value, string(b)):
+		case !final:
+			return -1, 0, true
+		case cut < 0 && len(b) >= minConceal:
+			cut = k
 		}
 	}
-	return -1, false
+	if cut >= 0 {
+		return cut, len(b), false
+	}
+	return -1, 0, false
 }
 
 // concealed is one of the child's output pipes, copied to aion-exec's own
@@ -115,13 +123,7 @@ func copyConcealed(r, w *os.File, values func() *matcher) *concealed {
 		buf := make([]byte, 32<<10)
 		var held, out []byte
 		for {
-			deadline := time.Time{}
-			if len(held) > 0 {
-				deadline = time.Now().Add(idleFlush)
-			}
-			r.SetReadDeadline(deadline)
 			n, err := r.Read(buf)
-			idle := errors.Is(err, os.ErrDeadlineExceeded)
 			data := append(held, buf[:n]...)
 			out, held = values().scan(out[:0], data, err != nil)
 			held = bytes.Clone(held)
@@ -130,7 +132,7 @@ func copyConcealed(r, w *os.File, values func() *matcher) *concealed {
 					return
 				}
 			}
-			if err != nil && !idle {
+			if err != nil {
 				return
 			}
 		}
