@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aionos/aion-exec/internal/bootstrap"
@@ -32,6 +35,9 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 		if err != nil {
 			return nil, nil, refresh.Decision{}, sysexits.Wrap(sysexits.Code(err), fmt.Errorf("AION_CHILD_USER: %w", err))
 		}
+		if err := reachable(a.cfg.RenderDir.V, u); err != nil {
+			return nil, nil, refresh.Decision{}, err
+		}
 		a.user = u
 	}
 	vc, err := vault.New(vaultOptions(a.cfg, a))
@@ -52,6 +58,28 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	a.log.Debug("rendered", "env", len(d.Env), "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V,
 		"took", time.Since(t0).Round(time.Microsecond))
 	return vc, r, d, nil
+}
+
+// reachable checks that user can get to dir: every directory above it
+// must let the user through (x), or the child meets EACCES on its own
+// rendered files. dir itself is made and handed to the user later.
+func reachable(dir string, u *supervise.User) error {
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			st := fi.Sys().(*syscall.Stat_t)
+			mode := fi.Mode().Perm()
+			ok := mode&0o001 != 0 || st.Uid == u.Uid && mode&0o100 != 0 ||
+				(st.Gid == u.Gid || slices.Contains(u.Groups, st.Gid)) && mode&0o010 != 0
+			if !ok {
+				return sysexits.Wrap(sysexits.Usage, fmt.Errorf("AION_RENDER_DIR %s: AION_CHILD_USER %s cannot reach it: %s is mode %04o, owned by %d:%d",
+					dir, u, p, mode, st.Uid, st.Gid))
+			}
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 func (a *app) once(ctx context.Context) error {
