@@ -335,23 +335,31 @@ func readCredential(path, name string) (string, error) {
 }
 
 // retryStartup runs op until it succeeds, fails for good, or StartupTimeout
-// passes. Only transient failures (unreachable, sealed, 429, 5xx) are
-// retried, with capped exponential backoff and equal jitter.
+// passes, counted from the first call: the login and the first read share
+// it. Only transient failures (unreachable, sealed, 429, 5xx) are retried,
+// with capped exponential backoff and full jitter, and never sooner than a
+// Retry-After (the transport holds requests until then).
 func (c *Client) retryStartup(ctx context.Context, what string, op func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.StartupTimeout)
+	c.mu.Lock()
+	if c.startBy.IsZero() {
+		c.startBy = time.Now().Add(c.opts.StartupTimeout)
+	}
+	by := c.startBy
+	c.mu.Unlock()
+	ctx, cancel := context.WithDeadline(ctx, by)
 	defer cancel()
 	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	var state statelog.State
 	for {
 		err := op()
 		if err == nil {
-			state.Recover(c.log, "vault reachable again", "addr", c.opts.Addr)
+			state.Recover(c.log, "vault reachable again", "addr", c.Addr())
 			return nil
 		}
 		if !Transient(err) {
 			return err
 		}
-		state.Fail(c.log, slog.LevelWarn, "waiting for vault", err, "op", what, "addr", c.opts.Addr, "timeout", c.opts.StartupTimeout)
+		state.Fail(c.log, slog.LevelWarn, "waiting for vault", err, "op", what, "addr", c.Addr(), "timeout", c.opts.StartupTimeout)
 		select {
 		case <-ctx.Done():
 			return sysexits.Wrap(sysexits.Unavailable, fmt.Errorf("%w (gave up after AION_STARTUP_TIMEOUT=%s)", err, c.opts.StartupTimeout))

@@ -61,7 +61,7 @@ func (v *roleVault) revoke() {
 
 func appRoleClient(t *testing.T, addr string, logs io.Writer) *Client {
 	t.Helper()
-	c, err := New(Options{Addr: addr, KVMount: "secret", StartupTimeout: time.Second,
+	c, err := New(Options{Addrs: []string{addr}, KVMount: "secret", StartupTimeout: time.Second,
 		Auth: AuthOptions{Method: "approle", Mount: "approle", RoleID: "r", SecretID: "0d7ff1a3-6b1b-4a57-8f8f-3d4c2c1b0a99"},
 		Log:  slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -128,7 +128,7 @@ func TestRefusedJWTNamesTheFileAndExpiry(t *testing.T) {
 	jwt := "eyJhbGciOiJFUzI1NiJ9." + payload + ".c2lnbmF0dXJl"
 	file := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(file, []byte(jwt+"\n"), 0o600)
-	c, err := New(Options{Addr: srv.URL, StartupTimeout: time.Second,
+	c, err := New(Options{Addrs: []string{srv.URL}, StartupTimeout: time.Second,
 		Auth: AuthOptions{Method: "kubernetes", Mount: "kubernetes", Role: "app", JWTFile: file}})
 	if err != nil {
 		t.Fatal(err)

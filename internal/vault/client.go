@@ -25,7 +25,9 @@ import (
 // Options configure a Client. The caller builds them (from the settings, or
 // dev bootstrap's own); this package reads no environment of its own.
 type Options struct {
-	Addr      string // Vault API URL
+	// Addrs are Vault's API URLs: one, or the nodes of a cluster without a
+	// load balancer, of which the first that answers is used.
+	Addrs     []string
 	Namespace string // X-Vault-Namespace; "" for none
 	TLS       TLS
 	Auth      AuthOptions
@@ -64,6 +66,7 @@ type Client struct {
 	api    *api.Client
 	opts   Options
 	trust  *trust
+	nodes  *nodes
 	log    *slog.Logger
 	mounts mountCache
 
@@ -71,6 +74,8 @@ type Client struct {
 	auth      *Auth             // the live login; replaced by KeepAlive
 	unwrapped map[string]string // the last wrapping token -> its secret ID
 	dead      bool              // a read found the token gone; logged once
+	startBy   time.Time         // the end of AION_STARTUP_TIMEOUT, from the first login
+	started   bool              // the first read succeeded: later reads do not wait
 
 	loginMu  sync.Mutex    // one login at a time: the lifetime's or a read's
 	gen      int           // logins so far, under loginMu
@@ -93,14 +98,21 @@ func New(opts Options) (*Client, error) {
 	// Our own TLS config rather than the SDK's ConfigureTLS, which reads
 	// the CA and client certificate once: cert-manager rotates them.
 	t := &trust{opts: opts.TLS}
-	hc.Transport.(*http.Transport).TLSClientConfig = t.config()
+	hc.Transport.(*http.Transport).DialTLSContext = t.dial
+	n, err := newNodes(opts.Addrs, hc.Transport, opts.Log)
+	if err != nil {
+		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("AION_VAULT_ADDR: %w", err))
+	}
+	hc.Transport = n
 	if opts.TLS.SkipVerify {
 		opts.Log.Warn("AION_VAULT_SKIP_VERIFY is set: Vault's certificate is not verified, so anyone on the way to Vault can read the secrets")
 	}
 	ac := &api.Config{
-		Address:      opts.Addr,
-		HttpClient:   hc,
-		Timeout:      requestTimeout,
+		Address:    opts.Addrs[0],
+		HttpClient: hc,
+		// Each attempt has requestTimeout (nodes.send); this bounds them
+		// all, and a wait for Retry-After.
+		Timeout:      time.Duration(len(opts.Addrs))*requestTimeout + maxGate,
 		MaxRetries:   2,
 		MinRetryWait: 100 * time.Millisecond,
 		MaxRetryWait: time.Second,
@@ -111,24 +123,33 @@ func New(opts Options) (*Client, error) {
 	}
 	c, err := api.NewClient(ac)
 	if err != nil {
-		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("create Vault client for %s: %w", opts.Addr, err))
+		return nil, sysexits.Wrap(sysexits.Usage, fmt.Errorf("create Vault client for %s: %w", opts.Addrs[0], err))
 	}
 	c.SetHeaders(http.Header{})
 	c.SetNamespace(opts.Namespace)
 	isolate(c)
-	return &Client{api: c, opts: opts, trust: t, log: opts.Log, replaced: make(chan struct{}, 1)}, nil
+	return &Client{api: c, opts: opts, trust: t, nodes: n, log: opts.Log, replaced: make(chan struct{}, 1)}, nil
 }
 
 // checkRetry is the SDK's retry policy, except that a certificate problem
-// is never retried: waiting does not fix it, and it must fail at once.
+// is never retried (waiting does not fix it, and it must fail at once),
+// nor a 429: the transport keeps Vault's Retry-After for every request,
+// and the callers back off; three quick tries per request would triple a
+// fleet's load on a Vault that is limiting it.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if err != nil {
 		if _, _, ok := tlsFailure(err); ok {
 			return false, err
 		}
 	}
+	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		return false, nil
+	}
 	return api.DefaultRetryPolicy(ctx, resp, err)
 }
+
+// Addr is the address in use: the one that answered last.
+func (c *Client) Addr() string { return c.nodes.current() }
 
 // isolate undoes what the SDK takes from the process environment on every
 // NewClient and Clone: a VAULT_TOKEN, and VAULT_WRAP_TTL, which would wrap

@@ -51,12 +51,37 @@ type mountCache struct {
 const maxParallel = 8
 
 // ReadAll reads every configured secret in parallel, one request each once
-// the mounts are known. It returns every failure, not only the first, joined
+// the mounts are known. Until one succeeds, it waits for a Vault that is
+// unreachable, sealed or rate limiting within AION_STARTUP_TIMEOUT. It returns every failure, not only the first, joined
 // in configuration order; the exit code is the first failure's. A denial
 // whose cause is a token that is gone (revoked, expired, Vault restored
 // from an older snapshot) is not a denial: the client logs in again with
 // the configured method and reads once more.
 func (c *Client) ReadAll(ctx context.Context, secrets []Ref) ([]*Secret, error) {
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if started {
+		return c.readAgain(ctx, secrets)
+	}
+	// The first read is part of the start: a Vault that is sealed or
+	// limiting is waited for within AION_STARTUP_TIMEOUT, as the login is.
+	var out []*Secret
+	err := c.retryStartup(ctx, "read secrets", func() error {
+		var err error
+		out, err = c.readAgain(ctx, secrets)
+		return err
+	})
+	if err == nil {
+		c.mu.Lock()
+		c.started = true
+		c.mu.Unlock()
+	}
+	return out, err
+}
+
+// readAgain reads, logging in again once when the token turns out gone.
+func (c *Client) readAgain(ctx context.Context, secrets []Ref) ([]*Secret, error) {
 	seen := c.generation()
 	out, err := c.readAll(ctx, secrets)
 	if sysexits.Code(err) != sysexits.NoPerm || !c.tokenGone(ctx) {

@@ -1,6 +1,8 @@
 package vault
 
 import (
+	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aionos/aion-exec/internal/sysexits"
@@ -45,12 +48,35 @@ type trust struct {
 	peer atomic.Pointer[x509.Certificate] // Vault's, from the last handshake
 }
 
-// config is the transport's TLS config. With a CA of our own, crypto/tls's
-// check is replaced by one in VerifyConnection against the pool as it is
-// now on disk (crypto/tls would pin the pool it was given); the checks are
-// the same: chain, name, validity, server use.
-func (t *trust) config() *tls.Config {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.opts.ServerName, VerifyConnection: t.verify}
+// dial opens a TLS connection to addr: the transport's DialTLSContext, so
+// that the check knows the name it must verify (the address's host, or
+// AION_VAULT_TLS_SERVER_NAME) even for an IP address.
+func (t *trust) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := tls.Client(raw, t.config(cmp.Or(t.opts.ServerName, host)))
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+var dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+// config is the TLS config of a connection to name. With a CA of our own,
+// crypto/tls's check is replaced by one in VerifyConnection against the
+// pool as it is now on disk (crypto/tls would pin the pool it was given);
+// the checks are the same: chain, name, validity, server use.
+func (t *trust) config(name string) *tls.Config {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name, NextProtos: []string{"http/1.1"},
+		VerifyConnection: func(cs tls.ConnectionState) error { return t.verify(cs, name) }}
 	if t.opts.ClientCert != "" {
 		cfg.GetClientCertificate = t.clientCert
 	}
@@ -62,7 +88,7 @@ func (t *trust) config() *tls.Config {
 
 func (t *trust) ownCA() bool { return t.opts.CACert != "" || t.opts.CAPath != "" }
 
-func (t *trust) verify(cs tls.ConnectionState) error {
+func (t *trust) verify(cs tls.ConnectionState, name string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("no certificate from Vault")
 	}
@@ -79,7 +105,7 @@ func (t *trust) verify(cs tls.ConnectionState) error {
 	for _, c := range cs.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: cs.ServerName,
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: name,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	if err != nil {
 		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
@@ -139,13 +165,19 @@ func (t *trust) clientCert(*tls.CertificateRequestInfo) (*tls.Certificate, error
 	return &c, nil
 }
 
-// stampOf is the files' names, sizes and modification times: what changes
-// when a file is rewritten or replaced.
+// stampOf is the files' names, inodes, sizes and modification times: what
+// changes when a file is rewritten or replaced. The inode matters: a file
+// replaced by rename (cert-manager, a kubelet's ..data swap) within one
+// coarse clock tick may keep size and mtime.
 func stampOf(files ...string) string {
 	var b strings.Builder
 	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil {
-			fmt.Fprintf(&b, "%s %d %d\n", f, fi.Size(), fi.ModTime().UnixNano())
+			ino := uint64(0)
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				ino = st.Ino
+			}
+			fmt.Fprintf(&b, "%s %d %d %d\n", f, ino, fi.Size(), fi.ModTime().UnixNano())
 		}
 	}
 	return b.String()

@@ -91,7 +91,7 @@ func tlsVault(t *testing.T, cert tls.Certificate, clientCAs *testCA) *httptest.S
 
 func tlsLogin(t *testing.T, addr string, opts TLS) error {
 	t.Helper()
-	c, err := New(Options{Addr: addr, TLS: opts, StartupTimeout: 30 * time.Second,
+	c, err := New(Options{Addrs: []string{addr}, TLS: opts, StartupTimeout: 30 * time.Second,
 		Auth: AuthOptions{Method: "token", Token: "hvs.t"}})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestCAFileIsReadAgainWhenItChanges(t *testing.T) {
 	srv := tlsVault(t, newCA.issue(t, time.Now().Add(time.Hour), x509.ExtKeyUsageServerAuth), nil)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	copyFile(t, oldCA.pem, caFile)
-	c, err := New(Options{Addr: srv.URL, TLS: TLS{CACert: caFile}, StartupTimeout: time.Second, Auth: AuthOptions{Method: "token", Token: "hvs.t"}})
+	c, err := New(Options{Addrs: []string{srv.URL}, TLS: TLS{CACert: caFile}, StartupTimeout: time.Second, Auth: AuthOptions{Method: "token", Token: "hvs.t"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func fake(t *testing.T, status int, body string) *Client {
 }
 
 func client(t *testing.T, addr string) *Client {
-	c, err := New(Options{Addr: addr, KVMount: "secret", Auth: AuthOptions{Method: "token", Token: "hvs.secret-token-value"},
+	c, err := New(Options{Addrs: []string{addr}, KVMount: "secret", Auth: AuthOptions{Method: "token", Token: "hvs.secret-token-value"},
 		StartupTimeout: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestClientIgnoresInheritedVaultEnv(t *testing.T) {
 		io.WriteString(w, `{"data":{"accessor":"a","policies":["default"],"ttl":0,"renewable":false}}`)
 	}))
 	t.Cleanup(srv.Close)
-	c, err := New(Options{Addr: srv.URL, KVMount: "secret", Auth: AuthOptions{Method: "token", Token: "hvs.configured"},
+	c, err := New(Options{Addrs: []string{srv.URL}, KVMount: "secret", Auth: AuthOptions{Method: "token", Token: "hvs.configured"},
 		Namespace: "team-a", StartupTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,141 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
+)
+
+// kvNode is a fake Vault node that answers a token lookup, the mount
+// listing and one secret, and counts the requests it got.
+type kvNode struct {
+	hits   atomic.Int32
+	status int    // 0: serve; else answer every request with it
+	body   string // with status
+}
+
+func (n *kvNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n.hits.Add(1)
+	if n.status != 0 {
+		w.WriteHeader(n.status)
+		io.WriteString(w, n.body)
+		return
+	}
+	switch r.URL.Path {
+	case "/v1/auth/token/lookup-self":
+		io.WriteString(w, `{"data":{"accessor":"a","policies":["svc"],"ttl":0}}`)
+	case "/v1/sys/internal/ui/mounts":
+		io.WriteString(w, `{"data":{"secret":{"secret/":{"type":"kv","options":{"version":"2"}}}}}`)
+	default:
+		io.WriteString(w, `{"data":{"data":{"password":"p"},"metadata":{"version":1}}}`)
+	}
+}
+
+func startNode(t *testing.T, n *kvNode) string {
+	srv := httptest.NewServer(n)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// downAddr is an address where nothing listens.
+func downAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "http://" + l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestFailoverSkipsDownAndSealedNodes(t *testing.T) {
+	sealed := &kvNode{status: 503, body: `{"errors":["Vault is sealed"]}`}
+	good := &kvNode{}
+	var logs bytes.Buffer
+	c, err := New(Options{Addrs: []string{downAddr(t), startNode(t, sealed), startNode(t, good)}, KVMount: "secret",
+		StartupTimeout: time.Second, Auth: AuthOptions{Method: "token", Token: "hvs.t"}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := c.ReadAll(ctx, []Ref{{Name: "app", Path: "app"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Addr() != c.opts.Addrs[2] {
+		t.Errorf("in use: %s, want the third address", c.Addr())
+	}
+	// Once moved on, the client stays: the sealed node saw the first
+	// requests only (the lookup and the listing, sent at once), not the
+	// reads after them.
+	if n := sealed.hits.Load(); n > 2 {
+		t.Errorf("the sealed node got %d requests, want at most the first two", n)
+	}
+	if n := strings.Count(logs.String(), "vault address moved on"); n != 1 {
+		t.Errorf("want one 'moved on' line, got %d:\n%s", n, logs.String())
+	}
+}
+
+// A 429 with a long Retry-After: the next request does not reach Vault
+// before it is over, it fails at once as rate limited.
+func TestRetryAfterIsKept(t *testing.T) {
+	limited := &kvNode{status: 429, body: `{"errors":["request path \"secret/data/app\": rate limit quota exceeded"]}`}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "60")
+		limited.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c := client(t, srv.URL)
+	for i := range 3 {
+		_, err := c.api.Logical().ReadWithContext(context.Background(), "secret/data/app")
+		if err == nil || !Transient(err) || sysexits.Code(Fail("read", err)) != sysexits.Unavailable {
+			t.Fatalf("request %d: %v, want a transient 429", i, err)
+		}
+	}
+	if n := limited.hits.Load(); n != 1 {
+		t.Errorf("Vault got %d requests; after its Retry-After of 60s it should get none", n)
+	}
+}
+
+// The first read is part of the start: a Vault that is limiting the first
+// reads is waited for, not an exit.
+func TestFirstReadWaitsWithinTheStartupTimeout(t *testing.T) {
+	var reads atomic.Int32
+	node := &kvNode{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/secret/data/app" && reads.Add(1) <= 2 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(429)
+			io.WriteString(w, `{"errors":["rate limit quota exceeded"]}`)
+			return
+		}
+		node.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c := client(t, srv.URL)
+	c.opts.StartupTimeout = 30 * time.Second
+	ctx := context.Background()
+	if _, err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadAll(ctx, []Ref{{Name: "app", Path: "app"}}); err != nil {
+		t.Fatalf("first read: %v", err)
+	}
+	if n := reads.Load(); n != 3 {
+		t.Errorf("reads: %d, want 3 (two limited, one served)", n)
+	}
+}
