@@ -97,7 +97,7 @@ func Run(ctx context.Context, env map[string]string) ([]Step, error) {
 	}
 	lap("config.Load")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	vc, err := vault.New(vault.Options{Addr: cfg.VaultAddr.V, KVMount: cfg.KVMount.V, StartupTimeout: cfg.StartupTimeout.V,
+	vc, err := vault.New(vault.Options{Addrs: cfg.VaultAddr.V, KVMount: cfg.KVMount.V, StartupTimeout: cfg.StartupTimeout.V,
 		Auth: vault.AuthOptions{Method: cfg.AuthMethod.V, Token: cfg.Token.V}, Log: log})
 	if err != nil {
 		return nil, err

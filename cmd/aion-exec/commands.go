@@ -112,7 +112,6 @@ func (a *app) printEnv(ctx context.Context) error {
 func (a *app) check(ctx context.Context) error {
 	cfg := a.cfg
 	w := func(format string, args ...any) { fmt.Fprintf(a.st.stdout, format+"\n", args...) }
-	w("vault    %s (namespace %q)", cfg.VaultAddr.V, cfg.Namespace.V)
 	vc, err := vault.New(vaultOptions(cfg, a))
 	if err != nil {
 		return err
@@ -130,6 +129,7 @@ func (a *app) check(ctx context.Context) error {
 		method += " as role " + cfg.AuthRole.V
 	}
 	au, err := vc.Login(ctx)
+	a.checkVault(ctx, vc, w)
 	a.checkTLS(vc, w)
 	if err != nil {
 		w("auth     %s ERROR %v", method, err)
@@ -159,12 +159,37 @@ func (a *app) check(ctx context.Context) error {
 	return nil
 }
 
+// checkVault prints which address answered, and what Vault says of
+// itself there: HA state, version, cluster.
+func (a *app) checkVault(ctx context.Context, vc *vault.Client, w func(string, ...any)) {
+	addr := vc.Addr()
+	others := ""
+	if n := len(a.cfg.VaultAddr.V); n > 1 {
+		others = fmt.Sprintf(" (%d addresses)", n)
+	}
+	h, err := vc.API().Sys().HealthWithContext(ctx)
+	if err != nil {
+		w("vault    %s%s answered; health unknown: %v (namespace %q)", addr, others, vault.Cause(err), a.cfg.Namespace.V)
+		return
+	}
+	state := "active"
+	switch {
+	case h.Sealed:
+		state = "sealed"
+	case h.PerformanceStandby:
+		state = "performance standby"
+	case h.Standby:
+		state = "standby, forwarding to the active node"
+	}
+	w("vault    %s%s answered: %s, version %s, cluster %q (namespace %q)", addr, others, state, h.Version, h.ClusterName, a.cfg.Namespace.V)
+}
+
 // checkTLS prints what Vault's certificate says: who it is, who signed
 // it, and how long it has left.
 func (a *app) checkTLS(vc *vault.Client, w func(string, ...any)) {
 	c := vc.ServerCertificate()
 	switch {
-	case c == nil && strings.HasPrefix(a.cfg.VaultAddr.V, "http://"):
+	case c == nil && strings.HasPrefix(vc.Addr(), "http://"):
 		w("tls      none: plain HTTP")
 	case c != nil:
 		verified := "verified"
@@ -233,7 +258,7 @@ func (a *app) devBootstrap(ctx context.Context) error {
 		a.log.Warn("dev bootstrap seeds the dev deployment whatever AION_ENV says", "AION_ENV", cfg.Env.V, "seeds", bootstrap.SecretPrefix)
 	}
 	sum, err := bootstrap.Run(ctx, bootstrap.Options{
-		Addr:         cfg.VaultAddr.V,
+		Addr:         cfg.VaultAddr.V[0],
 		KVMount:      cfg.KVMount.V,
 		AppRoleMount: cmp.Or(cfg.AppRoleMount.V, "approle"),
 		Namespace:    cfg.Namespace.V,

@@ -17,7 +17,7 @@ import (
 
 func vaultOptions(c *config.Config, a *app) vault.Options {
 	return vault.Options{
-		Addr:      c.VaultAddr.V,
+		Addrs:     c.VaultAddr.V,
 		Namespace: c.Namespace.V,
 		TLS: vault.TLS{CACert: c.CACert.V, CAPath: c.CAPath.V, ClientCert: c.ClientCert.V, ClientKey: c.ClientKey.V,
 			ServerName: c.ServerName.V, SkipVerify: c.SkipVerify.V},

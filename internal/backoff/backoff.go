@@ -1,6 +1,7 @@
-// Package backoff is capped exponential backoff with "equal jitter" (half
-// fixed, half random): a fleet that lost Vault together must not come back
-// together, and no wait collapses to zero.
+// Package backoff is capped exponential backoff with "full jitter" (a wait
+// drawn uniformly from the whole window): a fleet that lost Vault together
+// must not come back together. Equal jitter, the half-fixed kind, leaves
+// half the window empty and so doubles the crowd at a recovery.
 package backoff
 
 import (
@@ -14,14 +15,19 @@ type Backoff struct {
 	n        int
 }
 
-// Next returns the next wait: the n-th is in [d/2, d] for d = min(Min·2ⁿ, Max).
+// floor keeps a drawn wait from being zero: a loop that retried at once
+// would be a tight one for the unlucky draw.
+const floor = 10 * time.Millisecond
+
+// Next returns the next wait: the n-th is uniform in [floor, d] for
+// d = min(Min·2ⁿ, Max).
 func (b *Backoff) Next() time.Duration {
 	d := b.Min << min(b.n, 20)
 	if d > b.Max || d <= 0 {
 		d = b.Max
 	}
 	b.n++
-	return d/2 + rand.N(d/2+1)
+	return max(floor, rand.N(d+1))
 }
 
 // Reset starts over after a success.

@@ -29,26 +29,26 @@ import (
 // flag:"-" keeps a credential off the command line (argv is world-readable),
 // shown documents a default computed at run time.
 type Config struct {
-	VaultAddr    Var[string] `envconfig:"AION_VAULT_ADDR" fallback:"VAULT_ADDR" desc:"Vault API URL"`
-	KVMount      Var[string] `envconfig:"AION_VAULT_KV_MOUNT" default:"secret" desc:"KV mount for relative secret paths"`
-	AuthMethod   Var[string] `envconfig:"AION_VAULT_AUTH_METHOD" shown:"approle when a role ID is set, else token" desc:"token, approle, jwt, kubernetes or cert"`
-	AuthMount    Var[string] `envconfig:"AION_VAULT_AUTH_MOUNT" shown:"the method's name" desc:"where the auth method is mounted (auth/<mount>)"`
-	AuthRole     Var[string] `envconfig:"AION_VAULT_AUTH_ROLE" desc:"role to log in as (jwt, kubernetes; cert: the certificate role, optional)"`
-	JWTFile      Var[string] `envconfig:"AION_VAULT_JWT_FILE" shown:"kubernetes: /var/run/secrets/kubernetes.io/serviceaccount/token" desc:"file holding the JWT for jwt and kubernetes logins; re-read at every login"`
-	Token        Var[string] `envconfig:"AION_VAULT_TOKEN" fallback:"VAULT_TOKEN" flag:"-" desc:"token for token auth; environment only"`
-	TokenFile    Var[string] `envconfig:"AION_VAULT_TOKEN_FILE" desc:"file holding the token; re-read when it changes"`
-	RoleID       Var[string] `envconfig:"AION_VAULT_APPROLE_ROLE_ID" desc:"AppRole role ID"`
-	SecretID     Var[string] `envconfig:"AION_VAULT_APPROLE_SECRET_ID" flag:"-" desc:"AppRole secret ID, plain or a response-wrapping token; environment only"`
-	SecretIDFile Var[string] `envconfig:"AION_VAULT_APPROLE_SECRET_ID_FILE" desc:"file holding the AppRole secret ID (plain or wrapped)"`
-	AppRoleMount Var[string] `envconfig:"AION_VAULT_APPROLE_MOUNT" desc:"auth mount of the AppRole method (an alias of AION_VAULT_AUTH_MOUNT)"`
-	Namespace    Var[string] `envconfig:"AION_VAULT_NAMESPACE" fallback:"VAULT_NAMESPACE" desc:"Vault Enterprise / HCP namespace"`
-	CACert       Var[string] `envconfig:"AION_VAULT_CACERT" fallback:"VAULT_CACERT" desc:"PEM CA bundle for Vault's TLS"`
-	CAPath       Var[string] `envconfig:"AION_VAULT_CAPATH" fallback:"VAULT_CAPATH" desc:"directory of PEM CA certificates"`
-	ClientCert   Var[string] `envconfig:"AION_VAULT_CLIENT_CERT" fallback:"VAULT_CLIENT_CERT" desc:"PEM client certificate for listeners that require one, and for cert login"`
-	ClientKey    Var[string] `envconfig:"AION_VAULT_CLIENT_KEY" fallback:"VAULT_CLIENT_KEY" desc:"PEM key of AION_VAULT_CLIENT_CERT"`
-	ServerName   Var[string] `envconfig:"AION_VAULT_TLS_SERVER_NAME" fallback:"VAULT_TLS_SERVER_NAME" desc:"name to verify Vault's certificate against, when not the address's host"`
-	SkipVerify   Var[bool]   `envconfig:"AION_VAULT_SKIP_VERIFY" fallback:"VAULT_SKIP_VERIFY" default:"false" desc:"do not verify Vault's certificate (tests only; warned at every start)"`
-	Env          Var[string] `envconfig:"AION_ENV" desc:"deployment label; ${AION_ENV} in a secret path expands to it"`
+	VaultAddr    Var[[]string] `envconfig:"AION_VAULT_ADDR" fallback:"VAULT_ADDR" desc:"Vault API URL; several, comma-separated, for a cluster: the first that answers is used"`
+	KVMount      Var[string]   `envconfig:"AION_VAULT_KV_MOUNT" default:"secret" desc:"KV mount for relative secret paths"`
+	AuthMethod   Var[string]   `envconfig:"AION_VAULT_AUTH_METHOD" shown:"approle when a role ID is set, else token" desc:"token, approle, jwt, kubernetes or cert"`
+	AuthMount    Var[string]   `envconfig:"AION_VAULT_AUTH_MOUNT" shown:"the method's name" desc:"where the auth method is mounted (auth/<mount>)"`
+	AuthRole     Var[string]   `envconfig:"AION_VAULT_AUTH_ROLE" desc:"role to log in as (jwt, kubernetes; cert: the certificate role, optional)"`
+	JWTFile      Var[string]   `envconfig:"AION_VAULT_JWT_FILE" shown:"kubernetes: /var/run/secrets/kubernetes.io/serviceaccount/token" desc:"file holding the JWT for jwt and kubernetes logins; re-read at every login"`
+	Token        Var[string]   `envconfig:"AION_VAULT_TOKEN" fallback:"VAULT_TOKEN" flag:"-" desc:"token for token auth; environment only"`
+	TokenFile    Var[string]   `envconfig:"AION_VAULT_TOKEN_FILE" desc:"file holding the token; re-read when it changes"`
+	RoleID       Var[string]   `envconfig:"AION_VAULT_APPROLE_ROLE_ID" desc:"AppRole role ID"`
+	SecretID     Var[string]   `envconfig:"AION_VAULT_APPROLE_SECRET_ID" flag:"-" desc:"AppRole secret ID, plain or a response-wrapping token; environment only"`
+	SecretIDFile Var[string]   `envconfig:"AION_VAULT_APPROLE_SECRET_ID_FILE" desc:"file holding the AppRole secret ID (plain or wrapped)"`
+	AppRoleMount Var[string]   `envconfig:"AION_VAULT_APPROLE_MOUNT" desc:"auth mount of the AppRole method (an alias of AION_VAULT_AUTH_MOUNT)"`
+	Namespace    Var[string]   `envconfig:"AION_VAULT_NAMESPACE" fallback:"VAULT_NAMESPACE" desc:"Vault Enterprise / HCP namespace"`
+	CACert       Var[string]   `envconfig:"AION_VAULT_CACERT" fallback:"VAULT_CACERT" desc:"PEM CA bundle for Vault's TLS"`
+	CAPath       Var[string]   `envconfig:"AION_VAULT_CAPATH" fallback:"VAULT_CAPATH" desc:"directory of PEM CA certificates"`
+	ClientCert   Var[string]   `envconfig:"AION_VAULT_CLIENT_CERT" fallback:"VAULT_CLIENT_CERT" desc:"PEM client certificate for listeners that require one, and for cert login"`
+	ClientKey    Var[string]   `envconfig:"AION_VAULT_CLIENT_KEY" fallback:"VAULT_CLIENT_KEY" desc:"PEM key of AION_VAULT_CLIENT_CERT"`
+	ServerName   Var[string]   `envconfig:"AION_VAULT_TLS_SERVER_NAME" fallback:"VAULT_TLS_SERVER_NAME" desc:"name to verify Vault's certificate against, when not the address's host"`
+	SkipVerify   Var[bool]     `envconfig:"AION_VAULT_SKIP_VERIFY" fallback:"VAULT_SKIP_VERIFY" default:"false" desc:"do not verify Vault's certificate (tests only; warned at every start)"`
+	Env          Var[string]   `envconfig:"AION_ENV" desc:"deployment label; ${AION_ENV} in a secret path expands to it"`
 
 	StartupTimeout   Var[time.Duration] `envconfig:"AION_STARTUP_TIMEOUT" default:"30s" desc:"how long to wait for Vault at start before exiting 69"`
 	BootstrapTimeout Var[time.Duration] `envconfig:"AION_VAULT_BOOTSTRAP_TIMEOUT" default:"180" desc:"seconds dev bootstrap waits for Vault"`

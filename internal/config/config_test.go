@@ -84,7 +84,7 @@ func TestLoadFallbacksAndInference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.VaultAddr.V != "https://v:8200" || c.Token.V != "tok" || c.Namespace.V != "admin/team" {
+	if strings.Join(c.VaultAddr.V, ",") != "https://v:8200" || c.Token.V != "tok" || c.Namespace.V != "admin/team" {
 		t.Errorf("VAULT_* fallbacks: addr %q token set %t ns %q", c.VaultAddr.V, c.Token.V != "", c.Namespace.V)
 	}
 	// AION_* wins over VAULT_*; an empty AION_* counts as unset.
@@ -92,13 +92,23 @@ func TestLoadFallbacksAndInference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.VaultAddr.V != "http://a:1" || c.Token.V != "x" {
+	if strings.Join(c.VaultAddr.V, ",") != "http://a:1" || c.Token.V != "x" {
 		t.Errorf("precedence: addr %q, token from VAULT_TOKEN %t", c.VaultAddr.V, c.Token.V == "x")
 	}
 	// A role ID selects approle when no method is named.
 	c, _, err = load(t, map[string]string{"AION_VAULT_ADDR": "http://a:1", "AION_VAULT_APPROLE_ROLE_ID": "r", "AION_VAULT_APPROLE_SECRET_ID": "s"}, true)
 	if err != nil || c.AuthMethod.V != "approle" {
 		t.Fatalf("inferred method: %v %v", c, err)
+	}
+}
+
+func TestSeveralAddresses(t *testing.T) {
+	c, _, err := load(t, with("AION_VAULT_ADDR", "https://n1:8200/, https://n2:8200,,https://n3:8200"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.VaultAddr.V, " "); got != "https://n1:8200 https://n2:8200 https://n3:8200" {
+		t.Errorf("addresses: %s", got)
 	}
 }
 
@@ -131,7 +141,8 @@ func TestLoadBadInput(t *testing.T) {
 		want string
 	}{
 		{"no addr", map[string]string{"AION_VAULT_TOKEN": "t"}, "AION_VAULT_ADDR is not set (nor VAULT_ADDR)"},
-		{"addr scheme", with("AION_VAULT_ADDR", "vault:8200"), "AION_VAULT_ADDR must start with http:// or https://"},
+		{"addr scheme", with("AION_VAULT_ADDR", "vault:8200"), `AION_VAULT_ADDR holds "vault:8200", which does not start with http:// or https://`},
+		{"second addr scheme", with("AION_VAULT_ADDR", "https://a:8200, b:8200"), `AION_VAULT_ADDR holds "b:8200", which does not start`},
 		{"mount", with("AION_VAULT_KV_MOUNT", "a b"), "AION_VAULT_KV_MOUNT must be a mount path"},
 		{"no token", map[string]string{"AION_VAULT_ADDR": "http://v:1"}, "AION_VAULT_TOKEN is not set (nor VAULT_TOKEN, nor AION_VAULT_TOKEN_FILE)"},
 		{"token and file", with("AION_VAULT_TOKEN_FILE", "/etc/hostname"), "AION_VAULT_TOKEN_FILE conflicts with AION_VAULT_TOKEN"},

@@ -54,14 +54,16 @@ func orName(src, env string) string {
 }
 
 func (c *Config) vault(p *Problems) {
-	c.VaultAddr.V = strings.TrimRight(c.VaultAddr.V, "/")
 	c.KVMount.V = strings.Trim(c.KVMount.V, "/")
 	c.Namespace.V = strings.Trim(c.Namespace.V, "/")
-	switch addr := c.VaultAddr.V; {
-	case addr == "":
+	if len(c.VaultAddr.V) == 0 {
 		p.add("AION_VAULT_ADDR", "is not set (nor VAULT_ADDR); set the Vault API URL, e.g. https://vault.internal:8200")
-	case !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://"):
-		p.add(name(&c.VaultAddr, "AION_VAULT_ADDR"), "must start with http:// or https://")
+	}
+	for i, addr := range c.VaultAddr.V {
+		c.VaultAddr.V[i] = strings.TrimRight(addr, "/")
+		if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+			p.add(name(&c.VaultAddr, "AION_VAULT_ADDR"), fmt.Sprintf("holds %q, which does not start with http:// or https://", addr))
+		}
 	}
 	if !mountRE.MatchString(c.KVMount.V) {
 		p.add(name(&c.KVMount, "AION_VAULT_KV_MOUNT"), "must be a mount path such as secret or kv")
