@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -202,31 +203,54 @@ func (a *app) checkTLS(vc *vault.Client, w func(string, ...any)) {
 }
 
 // checkSecrets reads every secret and prints what it found: path, mount,
-// version and the key names a template names, never a value.
+// version or lease, and the key names a template names, never a value. A
+// leased secret read here is revoked at once: check must not leave
+// database users behind.
 func (a *app) checkSecrets(ctx context.Context, vc *vault.Client, set *render.Set, w func(string, ...any)) (render.Data, int, error) {
 	data := render.Data{render.EnvKey: a.cfg.Env.V}
 	failed := 0
 	var first error
 	for _, s := range a.cfg.Secrets {
-		sec, err := vc.Read(ctx, vault.Ref{Name: s.Name, Path: s.Path})
-		if err != nil {
-			w("secret   %-18s %s ERROR %v", s.Name, s.Path, err)
-			if failed++; first == nil {
-				first = err
+		merged := map[string]any{}
+		for _, path := range s.Paths {
+			sec, err := vc.Read(ctx, vault.Ref{Name: s.Name, Path: path})
+			if err != nil {
+				w("secret   %-18s %s ERROR %v", s.Name, path, err)
+				if failed++; first == nil {
+					first = err
+				}
+				continue
 			}
-			continue
+			w("secret   %-18s %s -> %s (%s) keys [%s] OK", s.Name, path, sec.APIPath, a.checkKind(ctx, vc, sec), a.keyList(set, sec.Keys()))
+			maps.Copy(merged, sec.Data)
 		}
-		ver := "kv-v1"
-		if sec.KVVersion == 2 {
-			ver = fmt.Sprintf("kv-v2 version %d", sec.Version)
-		}
-		w("secret   %-18s %s -> %s (mount %s, %s) keys [%s] OK", s.Name, s.Path, sec.APIPath, sec.Mount, ver, a.keyList(set, sec.Keys()))
-		data[s.Name] = sec.Data
+		data[s.Name] = merged
 	}
 	if len(a.cfg.Secrets) == 0 {
 		w("secrets  none configured: set AION_<NAME>_SECRET_PATH")
 	}
 	return data, failed, first
+}
+
+// checkKind describes where a secret lives and how long it lasts.
+func (a *app) checkKind(ctx context.Context, vc *vault.Client, sec *vault.Secret) string {
+	l := sec.Lease
+	switch {
+	case sec.KVVersion == 2:
+		return fmt.Sprintf("mount %s, kv-v2 version %d", sec.Mount, sec.Version)
+	case sec.KVVersion == 1:
+		return fmt.Sprintf("mount %s, kv-v1", sec.Mount)
+	case l == nil:
+		return fmt.Sprintf("mount %s, %s, no lease: polled", sec.Mount, sec.Engine)
+	case l.ID == "":
+		return fmt.Sprintf("mount %s, %s, certificate valid %s to %s", sec.Mount, sec.Engine,
+			l.NotBefore.UTC().Format(time.RFC3339), l.NotAfter.UTC().Format(time.RFC3339))
+	}
+	revoked := "revoked again"
+	if err := vc.Revoke(ctx, l); err != nil {
+		revoked = "NOT revoked: " + err.Error()
+	}
+	return fmt.Sprintf("mount %s, %s, lease %s, renewable %t, %s", sec.Mount, sec.Engine, l.Duration, l.Renewable, revoked)
 }
 
 // keyList names the keys that a template or AION_HOST_FIELDS names and

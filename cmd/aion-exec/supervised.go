@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/supervise"
@@ -88,6 +89,14 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 		actor{"lifetime", vc.KeepAlive},
 		actor{"refresh", func(ctx context.Context) error { return r.Run(ctx, apply) }},
 	)
+	if a.cfg.RevokeOnExit.V {
+		// The group is over: nothing else touches r. Revocation is
+		// frugal and bounded: a Vault that is away must not hold up
+		// the exit for long.
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r.RevokeAll(rctx)
+		cancel()
+	}
 	if err != nil {
 		return sysexits.Code(err), err
 	}

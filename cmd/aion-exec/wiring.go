@@ -39,10 +39,13 @@ func vaultOptions(c *config.Config, a *app) vault.Options {
 }
 
 func refreshOptions(c *config.Config, a *app) refresh.Options {
-	refs := make([]vault.Ref, len(c.Secrets))
+	var refs []vault.Ref
 	names := make([]string, len(c.Secrets))
 	for i, s := range c.Secrets {
-		refs[i], names[i] = vault.Ref{Name: s.Name, Path: s.Path}, s.Name
+		for _, p := range s.Paths {
+			refs = append(refs, vault.Ref{Name: s.Name, Path: p})
+		}
+		names[i] = s.Name
 	}
 	o := refresh.Options{
 		Secrets: refs,

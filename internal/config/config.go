@@ -69,6 +69,8 @@ type Config struct {
 	ChildUser      Var[string]         `envconfig:"AION_CHILD_USER" desc:"user[:group] (names or numbers) the child runs as; rendered files are handed to it"`
 	MaskOutput     Var[bool]           `envconfig:"AION_MASK_OUTPUT" default:"false" desc:"replace secret values in the child's stdout and stderr by <concealed:NAME>"`
 
+	RevokeOnExit Var[bool] `envconfig:"AION_REVOKE_ON_EXIT" default:"true" desc:"revoke the leases a supervising aion-exec holds when it ends (never in once or env)"`
+
 	LogFormat Var[string] `envconfig:"AION_LOG_FORMAT" default:"text" desc:"text or json"`
 	LogLevel  Var[string] `envconfig:"AION_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 
@@ -77,11 +79,14 @@ type Config struct {
 	Warnings []string `ignored:"true"` // likely typos of setting names
 }
 
-// Secret is one AION_<NAME>_SECRET_PATH (or --secret NAME=PATH).
+// Secret is one AION_<NAME>_SECRET_PATH (or --secret NAME=PATH). Its path
+// may join several parts with commas, read each on its own and merged in
+// order into one secret, later keys winning: a KV secret with the
+// database's host and a dynamic one with its user (docs/leases.md).
 type Secret struct {
-	Name string // lower-cased <NAME>: "db", "gateway_api_keys"
-	Var  string // the variable it came from, for messages
-	Path string // with ${AION_ENV} expanded
+	Name  string   // lower-cased <NAME>: "db", "gateway_api_keys"
+	Var   string   // the variable it came from, for messages
+	Paths []string // with ${AION_ENV} expanded
 }
 
 // Restart policies of AION_RESTART_ON.

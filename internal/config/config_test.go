@@ -119,15 +119,18 @@ func TestLoadSecretPaths(t *testing.T) {
 		"AION_GATEWAY_API_KEYS_SECRET_PATH", "/kv/aionos/gateway-api-keys/",
 		"AION_CUSTOM_THING_SECRET_PATH", "secret/data/x",
 		"AION_MINIO_SECRET_PATH", "", // empty: not configured
+		"AION_PG_SECRET_PATH", "aionos/${AION_ENV}/db-main, database/creds/app",
+		"AION_TLS_SECRET_PATH", "pki/issue/web?common_name=web.internal&ttl=24h",
 	), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, s := range c.Secrets {
-		got = append(got, s.Name+"="+s.Path)
+		got = append(got, s.Name+"="+strings.Join(s.Paths, "+"))
 	}
-	want := "custom_thing=secret/data/x db=aionos/staging/db-main gateway_api_keys=kv/aionos/gateway-api-keys"
+	want := "custom_thing=secret/data/x db=aionos/staging/db-main gateway_api_keys=kv/aionos/gateway-api-keys " +
+		"pg=aionos/staging/db-main+database/creds/app tls=pki/issue/web?common_name=web.internal&ttl=24h"
 	if strings.Join(got, " ") != want {
 		t.Errorf("secrets = %v, want %s", got, want)
 	}
@@ -167,6 +170,8 @@ func TestLoadBadInput(t *testing.T) {
 		{"other var", with("AION_DB_SECRET_PATH", "a/$HOME/b"), "AION_DB_SECRET_PATH holds a $ that is not ${AION_ENV}"},
 		{"dotdot", with("AION_DB_SECRET_PATH", "secret/../sys/x"), "AION_DB_SECRET_PATH must not contain .."},
 		{"empty segment", with("AION_DB_SECRET_PATH", "secret//x"), "AION_DB_SECRET_PATH is not a secret path"},
+		{"bad part", with("AION_DB_SECRET_PATH", "aionos/db-main,database/../x"), `AION_DB_SECRET_PATH (part "database/../x") must not contain ..`},
+		{"bad parameters", with("AION_TLS_SECRET_PATH", "pki/issue/web?common_name=%zz"), "AION_TLS_SECRET_PATH has parameters after ? that do not parse"},
 		{"poll", with("AION_POLL_INTERVAL", "often"), `AION_POLL_INTERVAL is "often"; want a duration`},
 		{"poll short", with("AION_POLL_INTERVAL", "10ms"), "AION_POLL_INTERVAL must be at least 100ms"},
 		{"poll zero", with("AION_POLL_INTERVAL", "0"), "AION_POLL_INTERVAL is 0; want a positive duration"},

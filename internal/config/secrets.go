@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -28,7 +29,7 @@ func (l *secretList) Set(v string) error {
 
 // secrets gathers every AION_<NAME>_SECRET_PATH of environ, overridden by
 // --secret flags, with ${AION_ENV} expanded to label, sorted by name.
-func secrets(environ []string, flags *secretList, label string, p *Problems) []Secret {
+func secrets(environ []string, flags *secretList, label string, ps *Problems) []Secret {
 	paths := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && secretVarRE.MatchString(k) && strings.TrimSpace(v) != "" {
@@ -40,26 +41,49 @@ func secrets(environ []string, flags *secretList, label string, p *Problems) []S
 	}
 	var out []Secret
 	for k, v := range paths {
-		s := Secret{Name: strings.ToLower(secretVarRE.FindStringSubmatch(k)[1]), Var: k, Path: strings.TrimSpace(v)}
-		if strings.Contains(s.Path, "${AION_ENV}") {
-			if label == "" {
-				p.add(k, "uses ${AION_ENV} but AION_ENV is not set")
+		s := Secret{Name: strings.ToLower(secretVarRE.FindStringSubmatch(k)[1]), Var: k}
+		ok := true
+		for _, part := range strings.Split(v, ",") {
+			p, perr := secretPath(strings.TrimSpace(part), label)
+			if perr != "" {
+				p2 := k
+				if strings.Contains(v, ",") {
+					p2 = fmt.Sprintf("%s (part %q)", k, strings.TrimSpace(part))
+				}
+				ps.add(p2, perr)
+				ok = false
 				continue
 			}
-			s.Path = strings.ReplaceAll(s.Path, "${AION_ENV}", label)
+			s.Paths = append(s.Paths, p)
 		}
-		s.Path = strings.Trim(s.Path, "/")
-		switch {
-		case strings.Contains(s.Path, "$"):
-			p.add(k, "holds a $ that is not ${AION_ENV}; only ${AION_ENV} is expanded")
-		case strings.Contains(s.Path, "//") || s.Path == "":
-			p.add(k, "is not a secret path such as aionos/dev/db-main")
-		case slices.Contains(strings.Split(s.Path, "/"), ".."):
-			p.add(k, "must not contain ..")
-		default:
+		if ok {
 			out = append(out, s)
 		}
 	}
 	slices.SortFunc(out, func(a, b Secret) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// secretPath expands and checks one path, or says what is wrong with it.
+func secretPath(p, label string) (string, string) {
+	if strings.Contains(p, "${AION_ENV}") {
+		if label == "" {
+			return "", "uses ${AION_ENV} but AION_ENV is not set"
+		}
+		p = strings.ReplaceAll(p, "${AION_ENV}", label)
+	}
+	p = strings.Trim(p, "/")
+	path, query, _ := strings.Cut(p, "?")
+	if _, err := url.ParseQuery(query); err != nil {
+		return "", "has parameters after ? that do not parse as name=value&...: " + err.Error()
+	}
+	switch {
+	case strings.Contains(p, "$"):
+		return "", "holds a $ that is not ${AION_ENV}; only ${AION_ENV} is expanded"
+	case strings.Contains(path, "//") || path == "":
+		return "", "is not a secret path such as aionos/dev/db-main"
+	case slices.Contains(strings.Split(path, "/"), ".."):
+		return "", "must not contain .."
+	}
+	return p, ""
 }

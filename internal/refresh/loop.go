@@ -35,22 +35,74 @@ func (r *Refresher) Run(ctx context.Context, apply func(Decision)) error {
 		defer w.Stop()
 		edits = w.C
 	}
-	l := loop{r: r, apply: apply, b: backoff.Backoff{Min: time.Second, Max: r.opts.Interval}}
+	l := loop{r: r, apply: apply, b: backoff.Backoff{Min: time.Second, Max: r.opts.Interval},
+		lb: backoff.Backoff{Min: time.Second, Max: 30 * time.Second}}
 	poll := time.NewTimer(backoff.Jitter(r.opts.Interval))
 	defer poll.Stop()
+	lease := time.NewTimer(time.Hour)
+	defer lease.Stop()
 	for {
+		if at, i := r.nextLease(); i >= 0 {
+			lease.Reset(time.Until(at))
+		} else {
+			lease.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-poll.C:
 			started := time.Now()
-			wait, ok := l.pass(ctx, Due{Secrets: true})
+			wait, ok := l.pass(ctx, Due{Static: true})
 			r.opts.Log.Debug("polled", "ok", ok, "goroutines", runtime.NumGoroutine())
 			poll.Reset(max(0, wait-time.Since(started)))
 		case <-edits:
 			l.pass(ctx, Due{Templates: true})
+		case <-lease.C:
+			l.leases(ctx)
 		}
 	}
+}
+
+// leases takes every lease step that is due: renewals, which change
+// nothing rendered, and rotations, which run a pass for the new secrets.
+// A step that fails is retried with backoff; the secret stays valid until
+// it expires, and the child keeps running on it.
+func (l *loop) leases(ctx context.Context) {
+	r, now := l.r, time.Now()
+	var rotate []int
+	for i, p := range r.parts {
+		if p.lease == nil || p.next.at.After(now) {
+			continue
+		}
+		if p.next.rotate {
+			rotate = append(rotate, i)
+			continue
+		}
+		ok, err := r.renew(ctx, i)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			l.lease.Fail(r.opts.Log, slog.LevelWarn, "lease renewal failed; retrying while the secret is valid", err,
+				"secret", r.opts.Secrets[i].Name, "expires", p.lease.Expires().UTC().Format(time.RFC3339))
+			if r.parts[i].next.at.Before(now) || !r.parts[i].next.rotate {
+				r.parts[i].next.at = now.Add(l.lb.Next())
+			}
+		case ok:
+			l.lease.Recover(r.opts.Log, "lease renewal recovered", "secret", r.opts.Secrets[i].Name)
+			l.lb.Reset()
+		}
+	}
+	if len(rotate) == 0 {
+		return
+	}
+	if _, ok := l.pass(ctx, Due{Leased: rotate}); !ok {
+		retry := now.Add(l.lb.Next())
+		for _, i := range rotate {
+			r.parts[i].next.at = retry
+		}
+		return
+	}
+	l.lb.Reset()
+	r.logRotated(rotate)
 }
 
 // loop is Run's state between passes.
@@ -58,8 +110,10 @@ type loop struct {
 	r      *Refresher
 	apply  func(Decision)
 	b      backoff.Backoff
-	vault  statelog.State // reads failing
-	render statelog.State // templates, render or write failing
+	lb     backoff.Backoff // lease steps failing
+	vault  statelog.State  // reads failing
+	render statelog.State  // templates, render or write failing
+	lease  statelog.State  // renewals failing
 }
 
 // pass runs one pass, logs what it found and applies the decision. It
@@ -82,7 +136,7 @@ func (l *loop) pass(ctx context.Context, due Due) (time.Duration, bool) {
 		l.render.Fail(log, slog.LevelError, "render failed; keeping the last good outputs", err)
 		return backoff.Jitter(l.r.opts.Interval), false
 	}
-	if due.Secrets {
+	if due.Static || len(due.Leased) > 0 {
 		l.vault.Recover(log, "vault read recovered")
 		l.b.Reset()
 	}

@@ -2,16 +2,20 @@
 // what is due from Vault, renders the templates, compares the result with
 // the last render, writes the changed files and returns one decision:
 // nothing, start, reload or restart, with what changed. The first start,
-// every poll and every template edit run the same pass; Run is the actor
-// that triggers it. It knows nothing of the child: the caller acts on the
-// decision. It never logs a value, only secret, field and output names.
+// every poll, every template edit and every lease rotation run the same
+// pass; Run is the actor that triggers it, and keeps each lease alive
+// (renewal, or a new secret before it ends). It knows nothing of the
+// child: the caller acts on the decision. It never logs a value, only
+// secret, field and output names.
 package refresh
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/aionos/aion-exec/internal/atomicfile"
@@ -20,13 +24,17 @@ import (
 	"github.com/aionos/aion-exec/internal/vault"
 )
 
-// Reader reads secrets; *vault.Client is the real one.
+// Reader reads secrets and keeps leases; *vault.Client is the real one.
 type Reader interface {
 	ReadAll(ctx context.Context, refs []vault.Ref) ([]*vault.Secret, error)
+	Renew(ctx context.Context, l *vault.Lease) (*vault.Lease, error)
+	Revoke(ctx context.Context, l *vault.Lease) error
 }
 
 // Options configure a Refresher.
 type Options struct {
+	// Secrets are the parts to read, in order: parts of the same name are
+	// merged into one secret, later keys winning.
 	Secrets   []vault.Ref
 	Label     string // AION_ENV, .env in the template data
 	Templates render.Options
@@ -49,14 +57,15 @@ type Options struct {
 }
 
 // Due says what a pass reads anew; what is not due comes from the last
-// pass.
+// pass. A part never read is always due.
 type Due struct {
-	Secrets   bool // re-read every secret
-	Templates bool // parse the templates again
+	Static    bool  // re-read every part without a lease (KV): a poll
+	Leased    []int // fetch these leased parts anew: their lease is ending
+	Templates bool  // parse the templates again
 }
 
 // All is due at the first pass.
-var All = Due{Secrets: true, Templates: true}
+var All = Due{Static: true, Templates: true}
 
 // Decision is the outcome of a pass.
 type Decision struct {
@@ -67,13 +76,23 @@ type Decision struct {
 	Data   render.Data // what it was rendered from
 }
 
-// Refresher holds the last good render. It is owned by one goroutine.
+// Refresher holds the last good render and the parts it came from. It is
+// owned by one goroutine.
 type Refresher struct {
-	opts Options
-	src  Reader
-	set  *render.Set
-	data render.Data
-	out  *render.Output
+	opts  Options
+	src   Reader
+	set   *render.Set
+	data  render.Data
+	out   *render.Output
+	parts []part // as Options.Secrets
+}
+
+// part is one secret path as last read.
+type part struct {
+	data  map[string]any
+	lease *vault.Lease // nil: no lease, polled
+	read  bool
+	next  plan // what to do about the lease, and when
 }
 
 // New returns a Refresher that reads through src.
@@ -81,7 +100,7 @@ func New(opts Options, src Reader) *Refresher {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Refresher{opts: opts, src: src}
+	return &Refresher{opts: opts, src: src, parts: make([]part, len(opts.Secrets))}
 }
 
 // Load parses the templates, before any request goes to Vault: a broken
@@ -123,19 +142,17 @@ func (r *Refresher) Refresh(ctx context.Context, due Due) (Decision, error) {
 			return Decision{}, &failure{rendering, err}
 		}
 	}
-	if due.Secrets || data == nil {
-		secrets, err := r.src.ReadAll(ctx, r.opts.Secrets)
-		if err != nil {
-			return Decision{}, &failure{reading, err}
-		}
-		data = render.Data{render.EnvKey: r.opts.Label}
-		for _, s := range secrets {
-			data[s.Name] = s.Data
-		}
+	parts, read, err := r.read(ctx, due)
+	if err != nil {
+		return Decision{}, &failure{reading, err}
+	}
+	if read {
+		data = merge(r.opts.Label, r.opts.Secrets, parts)
 	}
 	if r.out != nil && set == r.set && reflect.DeepEqual(data, r.data) {
 		// The common poll: nothing moved in Vault. Rendering is a function
 		// of templates and data, so skip it and its garbage.
+		r.parts = parts
 		return Decision{Action: None, Env: r.out.Env, Output: r.out, Data: r.data}, nil
 	}
 	out, err := set.Render(data)
@@ -155,8 +172,56 @@ func (r *Refresher) Refresh(ctx context.Context, due Due) (Decision, error) {
 			return Decision{}, &failure{writing, err}
 		}
 	}
-	r.set, r.data, r.out = set, data, out
+	r.set, r.data, r.out, r.parts = set, data, out, parts
 	return Decision{Action: action, Change: c, Env: out.Env, Output: out, Data: data}, nil
+}
+
+// read reads the parts that are due into a copy of the parts (the state
+// changes only when the whole pass succeeds), and says whether any was.
+func (r *Refresher) read(ctx context.Context, due Due) ([]part, bool, error) {
+	var idx []int
+	for i, p := range r.parts {
+		if !p.read || due.Static && p.lease == nil || slices.Contains(due.Leased, i) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return r.parts, false, nil
+	}
+	refs := make([]vault.Ref, len(idx))
+	for j, i := range idx {
+		refs[j] = r.opts.Secrets[i]
+	}
+	secrets, err := r.src.ReadAll(ctx, refs)
+	if err != nil {
+		return nil, false, err
+	}
+	parts := slices.Clone(r.parts)
+	for j, i := range idx {
+		s := secrets[j]
+		parts[i] = part{data: s.Data, lease: s.Lease, read: true}
+		if s.Lease != nil {
+			parts[i].next = planFor(s.Lease, false)
+		}
+	}
+	return parts, true, nil
+}
+
+// merge is the template data: each secret under its name, its parts
+// merged in order (later keys win), and AION_ENV.
+func merge(label string, refs []vault.Ref, parts []part) render.Data {
+	data := render.Data{render.EnvKey: label}
+	for i, ref := range refs {
+		prev, ok := data[ref.Name].(map[string]any)
+		if !ok {
+			data[ref.Name] = parts[i].data
+			continue
+		}
+		m := maps.Clone(prev)
+		maps.Copy(m, parts[i].data)
+		data[ref.Name] = m
+	}
+	return data
 }
 
 // write replaces the file outputs atomically in the render directory,

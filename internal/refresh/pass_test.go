@@ -38,6 +38,12 @@ func (s *source) down() {
 	s.data = nil
 }
 
+func (s *source) Renew(_ context.Context, l *vault.Lease) (*vault.Lease, error) {
+	return l, nil
+}
+
+func (s *source) Revoke(context.Context, *vault.Lease) error { return nil }
+
 func (s *source) ReadAll(_ context.Context, refs []vault.Ref) ([]*vault.Secret, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,11 +124,11 @@ func TestOnePassStartReloadRestartNothing(t *testing.T) {
 	}
 	staticIno := ino(t, static)
 
-	if d := refresh(t, r, Due{Secrets: true}); d.Action != None {
+	if d := refresh(t, r, Due{Static: true}); d.Action != None {
 		t.Errorf("same data: %s, want nothing", d.Action)
 	}
 	src.put("app", map[string]any{"host": "db1", "password": "two"})
-	d = refresh(t, r, Due{Secrets: true})
+	d = refresh(t, r, Due{Static: true})
 	if d.Action != Reload || d.Change.String() != "secret app changed [password]; env [PGPASSWORD]; files [creds.json]" {
 		t.Errorf("password: %s, %q", d.Action, d.Change)
 	}
@@ -133,7 +139,7 @@ func TestOnePassStartReloadRestartNothing(t *testing.T) {
 		t.Error("static.conf was rewritten though its bytes did not change")
 	}
 	src.put("app", map[string]any{"host": "db2", "password": "two"})
-	if d := refresh(t, r, Due{Secrets: true}); d.Action != Restart || d.Env[0] != "PGHOST=db2" {
+	if d := refresh(t, r, Due{Static: true}); d.Action != Restart || d.Env[0] != "PGHOST=db2" {
 		t.Errorf("host: %s %q", d.Action, d.Env)
 	}
 }
@@ -146,13 +152,13 @@ func TestFailedPassKeepsTheLastGoodRender(t *testing.T) {
 	creds := filepath.Join(rdir, "creds.json")
 
 	src.down()
-	if _, err := r.Refresh(context.Background(), Due{Secrets: true}); !vault.Transient(err) && sysexits.Code(err) != sysexits.Unavailable {
+	if _, err := r.Refresh(context.Background(), Due{Static: true}); !vault.Transient(err) && sysexits.Code(err) != sysexits.Unavailable {
 		t.Errorf("Vault down: %v", err)
 	}
 	// A template edited into an error: nothing written, the old file stays.
 	writeFile(t, filepath.Join(r.opts.Templates.TemplatesDir, "creds.json.tmpl"), `{"p": {{ toJSON .app.nokey }}}`)
 	src.put("app", map[string]any{"password": "two"})
-	if _, err := r.Refresh(context.Background(), Due{Secrets: true, Templates: true}); err == nil || !strings.Contains(err.Error(), "secret app has no key nokey") {
+	if _, err := r.Refresh(context.Background(), Due{Static: true, Templates: true}); err == nil || !strings.Contains(err.Error(), "secret app has no key nokey") {
 		t.Errorf("broken template: %v", err)
 	}
 	if b, _ := os.ReadFile(creds); string(b) != `{"p": "one"}` {
@@ -184,13 +190,13 @@ func TestWriteFailureIsNotApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.put("app", map[string]any{"password": "two"})
-	_, err := r.Refresh(context.Background(), Due{Secrets: true})
+	_, err := r.Refresh(context.Background(), Due{Static: true})
 	if sysexits.Code(err) != sysexits.CantCreate || !strings.Contains(err.Error(), "write creds.json") {
 		t.Errorf("got %v, want a can't-create error naming creds.json", err)
 	}
 	// Not applied, so the next pass tries again.
 	os.RemoveAll(filepath.Join(rdir, "creds.json"))
-	if d := refresh(t, r, Due{Secrets: true}); d.Action != Reload {
+	if d := refresh(t, r, Due{Static: true}); d.Action != Reload {
 		t.Errorf("retry: %s", d.Action)
 	}
 }

@@ -21,10 +21,14 @@ type Secret struct {
 	Name      string         // "db"
 	Path      string         // as configured, ${AION_ENV} expanded
 	Mount     string         // "secret"
-	KVVersion int            // 1 or 2
+	Engine    string         // the mount's type: "kv", "database", "pki", ...
+	KVVersion int            // 1 or 2; 0 for a secret outside every KV mount
 	APIPath   string         // what was read: "secret/data/aionos/dev/db-main"
 	Version   int            // KV v2 current version; 0 for v1
 	Data      map[string]any // the payload; numbers are json.Number
+	// Lease is what Vault gave a secret of another engine (database
+	// credentials, a certificate) to live by; nil for KV, which is polled.
+	Lease *Lease
 }
 
 // Keys returns the payload's key names, sorted; never the values.
@@ -34,8 +38,13 @@ func (s *Secret) Keys() []string {
 
 type mount struct {
 	path    string // without trailing slash
-	version int
+	version int    // 1 or 2 for KV, else 0
+	engine  string // the mount's type ("kv", "database", "pki"); "" for no mount
 }
+
+// kv says whether m is a KV mount; a mount of another engine holds leased
+// secrets.
+func (m mount) kv() bool { return m.version > 0 }
 
 // mountCache holds the KV mounts this token can see, fetched once with one
 // request (sys/internal/ui/mounts) and completed per path when that listing
@@ -147,11 +156,15 @@ func (c *Client) readAll(ctx context.Context, secrets []Ref) ([]*Secret, error) 
 
 // Read resolves and reads one secret.
 func (c *Client) Read(ctx context.Context, s Ref) (*Secret, error) {
-	m, rel, err := c.resolve(ctx, s.Path)
+	path, query, _ := strings.Cut(s.Path, "?")
+	m, rel, err := c.resolve(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("read secret %s at %s: %w", s.Name, s.Path, err)
 	}
-	out := &Secret{Name: s.Name, Path: s.Path, Mount: m.path, KVVersion: m.version}
+	if !m.kv() {
+		return c.readLeased(ctx, s, m, path, query)
+	}
+	out := &Secret{Name: s.Name, Path: s.Path, Mount: m.path, Engine: m.engine, KVVersion: m.version}
 	if m.version == 2 {
 		out.APIPath = m.path + "/data/" + rel
 	} else {
@@ -244,7 +257,7 @@ func (mc *mountCache) match(path string) (mount, string, bool) {
 	var best mount
 	var rel string
 	for p, m := range mc.byPath {
-		if m.version == 0 || len(p) <= len(best.path) {
+		if m.engine == "" || len(p) <= len(best.path) {
 			continue
 		}
 		if r, ok := strings.CutPrefix(path, p+"/"); ok && r != "" {
@@ -254,14 +267,16 @@ func (mc *mountCache) match(path string) (mount, string, bool) {
 	return best, rel, best.path != ""
 }
 
-func (mc *mountCache) put(path string, version int) {
+// put caches what path is: a mount of engine (KV of version), or, with
+// engine "", no mount.
+func (mc *mountCache) put(path string, version int, engine string) {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
 	if mc.byPath == nil {
 		mc.byPath = map[string]mount{}
 	}
-	if _, ok := mc.byPath[path]; !ok || version != 0 {
-		mc.byPath[path] = mount{path: path, version: version}
+	if _, ok := mc.byPath[path]; !ok || engine != "" {
+		mc.byPath[path] = mount{path: path, version: version, engine: engine}
 	}
 }
 
@@ -280,7 +295,7 @@ func (c *Client) loadMounts(ctx context.Context, ac *api.Client) error {
 		if Transient(err) {
 			return Fail("list KV mounts", err)
 		}
-		c.mounts.put("", 0) // not listed; marks the cache as initialised
+		c.mounts.put("", 0, "") // not listed; marks the cache as initialised
 		return nil
 	}
 	c.mounts.mu.Lock()
@@ -292,7 +307,7 @@ func (c *Client) loadMounts(ctx context.Context, ac *api.Client) error {
 	secrets, _ := sec.Data["secret"].(map[string]any)
 	for p, v := range secrets {
 		info, _ := v.(map[string]any)
-		c.mounts.put(strings.TrimSuffix(p, "/"), kvVersion(info))
+		c.mounts.put(strings.TrimSuffix(p, "/"), kvVersion(info), engineOf(info))
 	}
 	return nil
 }
@@ -309,21 +324,30 @@ func (c *Client) lookupMount(ctx context.Context, path string) error {
 	if err != nil {
 		var re *api.ResponseError
 		if errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusNotFound) {
-			c.mounts.put(path, 0)
+			c.mounts.put(path, 0, "")
 			return nil
 		}
 		return Fail("look up the mount of "+path, err)
 	}
 	if sec == nil {
-		c.mounts.put(path, 0)
+		c.mounts.put(path, 0, "")
 		return nil
 	}
 	mp, _ := sec.Data["path"].(string)
-	c.mounts.put(strings.TrimSuffix(mp, "/"), kvVersion(sec.Data))
+	c.mounts.put(strings.TrimSuffix(mp, "/"), kvVersion(sec.Data), engineOf(sec.Data))
 	if strings.TrimSuffix(mp, "/") != path {
-		c.mounts.put(path, 0)
+		c.mounts.put(path, 0, "")
 	}
 	return nil
+}
+
+// engineOf is a mount description's type: "kv", "database", "pki", ...
+func engineOf(info map[string]any) string {
+	typ, _ := info["type"].(string)
+	if typ == "" {
+		typ = "unknown"
+	}
+	return typ
 }
 
 // kvVersion reads a mount description: 2 for KV v2, 1 for KV v1, 0 for a

@@ -18,10 +18,11 @@ import (
 func TestResolve(t *testing.T) {
 	c := &Client{opts: Options{KVMount: "secret"}}
 	c.mounts.listed = true
-	c.mounts.put("secret", 2)
-	c.mounts.put("kv", 1)
-	c.mounts.put("team/kv", 2)
-	c.mounts.put("cubbyhole", 0)
+	c.mounts.put("secret", 2, "kv")
+	c.mounts.put("kv", 1, "kv")
+	c.mounts.put("team/kv", 2, "kv")
+	c.mounts.put("database", 0, "database")
+	c.mounts.put("team/pki", 0, "pki")
 	tests := []struct{ path, mount, rel string }{
 		{"aionos/dev/db-main", "secret", "aionos/dev/db-main"},
 		{"secret/aionos/dev/db-main", "secret", "aionos/dev/db-main"},
@@ -29,7 +30,9 @@ func TestResolve(t *testing.T) {
 		{"kv/aionos/db-main", "kv", "aionos/db-main"},
 		{"kv/data/x", "kv", "data/x"}, // v1: data/ is a real path segment
 		{"team/kv/data/app", "team/kv", "app"},
-		{"cubbyhole/x", "secret", "cubbyhole/x"}, // not KV: relative
+		{"database/creds/app", "database", "creds/app"}, // another engine: a leased secret
+		{"team/pki/issue/web", "team/pki", "issue/web"},
+		{"databases/x", "secret", "databases/x"}, // no mount: relative
 		{"secretive/x", "secret", "secretive/x"},
 	}
 	for _, tt := range tests {
@@ -38,7 +41,7 @@ func TestResolve(t *testing.T) {
 			t.Errorf("resolve(%q): %v", tt.path, err)
 			continue
 		}
-		if m.path != tt.mount || rel != tt.rel {
+		if m.path != tt.mount || rel != tt.rel || m.kv() != (m.engine == "kv") {
 			t.Errorf("resolve(%q) = %s + %s, want %s + %s", tt.path, m.path, rel, tt.mount, tt.rel)
 		}
 	}

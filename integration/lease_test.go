@@ -1,0 +1,165 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// leasePolicy is what a service with dynamic credentials needs: its
+// KV secret, its database role, and its own leases.
+const leasePolicy = `
+path "secret/data/aionos/*" { capabilities = ["read"] }
+path "database/creds/app" { capabilities = ["read"] }
+path "pki/issue/internal" { capabilities = ["update"] }
+path "sys/leases/renew" { capabilities = ["update"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+`
+
+// dbLoop is a child that makes a fresh PostgreSQL connection every 100ms
+// with the user and password of the file $1 (read each time) and prints
+// "user U" whenever the user that got in changes, "fail ..." for every
+// connection refused, and "sighup" for each SIGHUP.
+const dbLoop = `trap 'echo sighup' HUP
+last=
+while :; do
+  . "$1"
+  if out=$(psql -h 127.0.0.1 -p "$2" -d postgres -XtAc 'select current_user' 2>&1); then
+    [ "$out" != "$last" ] && echo "user $out" && last=$out
+  else
+    echo "fail $out"
+  fi
+  sleep 0.1
+done`
+
+// dynamicDB is a Vault with the database plugin, a role app whose users
+// live ttl (renewable to maxTTL) on a real PostgreSQL, the connection in a
+// KV secret, an audit log, and the environment of a service whose db
+// secret merges the two: aionos/dev/db-main (host, port, database) and
+// database/creds/app (username, password).
+func dynamicDB(t *testing.T, v *Vault, ttl, maxTTL time.Duration) (env []string, pg *Postgres, audit, creds string) {
+	t.Helper()
+	pg = startPostgres(t)
+	v.DatabaseRole(t, pg, "app", ttl, maxTTL)
+	v.KVPut("secret", "aionos/dev/db-main", map[string]any{"host": "127.0.0.1", "port": pg.Port, "database": "postgres"})
+	audit = filepath.Join(t.TempDir(), "audit.log")
+	if err := v.Root.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": audit}}); err != nil {
+		t.Fatal(err)
+	}
+	v.Policy("app", leasePolicy)
+	tmpl, render := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	write(t, filepath.Join(tmpl, "pg.sh.tmpl"), "PGUSER={{ shellQuote .db.username }}\nPGPASSWORD={{ shellQuote .db.password }}\nexport PGUSER PGPASSWORD\n")
+	env = append(tokenEnv(v, v.Token([]string{"app"}, "1h", true)),
+		"AION_DB_SECRET_PATH=aionos/dev/db-main,database/creds/app", "AION_TEMPLATES_DIR="+tmpl, "AION_RENDER_DIR="+render,
+		"AION_POLL_INTERVAL=1s")
+	return env, pg, audit, filepath.Join(render, "pg.sh")
+}
+
+// auditCount counts the requests to path in Vault's audit log.
+func auditCount(t *testing.T, log, path string) int {
+	t.Helper()
+	f, err := os.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Type    string `json:"type"`
+			Request struct {
+				Path string `json:"path"`
+			} `json:"request"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "request" && e.Request.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+func roleExists(t *testing.T, pg *Postgres, user string) bool {
+	t.Helper()
+	return strings.TrimSpace(pg.psql(fmt.Sprintf("select count(*) from pg_roles where rolname = %s", sqlString(user)))) == "1"
+}
+
+// Dynamic credentials under a running child: the lease is renewed, not
+// read again, until its max TTL; then a new user arrives before the old
+// one ends, with one SIGHUP; Vault drops the old user after its lease; a
+// connection loop through two rotations never fails to log in.
+func TestDynamicDatabaseCredentials(t *testing.T) {
+	t.Parallel()
+	v := startVault(t, withPlugins())
+	env, pg, audit, creds := dynamicDB(t, v, 5*time.Second, 12*time.Second)
+	r := supervise(t, env, "sh", "-c", dbLoop, "loop", creds, fmt.Sprint(pg.Port))
+	first := strings.TrimPrefix(r.stdout.waitFor(t, "user ", 30*time.Second), "user ")
+	if renewed := r.stderr.waitFor(t, "lease renewed", 10*time.Second); !strings.Contains(renewed, "secret=db") {
+		t.Errorf("renewal line: %s", renewed)
+	}
+	r.stderr.waitFor(t, "lease rotated", 20*time.Second)
+	r.stdout.waitFor(t, "sighup", 5*time.Second)
+	second := strings.TrimPrefix(r.stdout.waitFor(t, "user ", 5*time.Second), "user ")
+	if second == first {
+		t.Fatalf("same user after the rotation: %s", second)
+	}
+	if reads, renewals := auditCount(t, audit, "database/creds/app"), auditCount(t, audit, "sys/leases/renew"); reads != 2 || renewals < 2 {
+		t.Errorf("before the first rotation: %d reads of database/creds/app (want 2: start, rotation), %d renewals (want 2 or more)", reads, renewals)
+	}
+	eventually(t, "the old user dropped by Vault after its lease", 15*time.Second, func() error {
+		if roleExists(t, pg, first) {
+			return fmt.Errorf("%s still exists", first)
+		}
+		return nil
+	})
+	r.stderr.waitFor(t, "lease rotated", 20*time.Second)
+	r.stdout.waitFor(t, "sighup", 5*time.Second)
+	r.stdout.waitFor(t, "user ", 5*time.Second)
+	if out := r.stdout.text(); strings.Count(out, "sighup") != 2 || strings.Contains(out, "fail ") {
+		t.Errorf("want two SIGHUPs, no failed login:\n%s", out)
+	}
+	assertNoSecrets(t, r.stderr.text(), readPassword(t, creds))
+	t.Logf("aion-exec's log:\n%s", r.stderr.text())
+}
+
+func readPassword(t *testing.T, creds string) string {
+	t.Helper()
+	for _, l := range strings.Split(readFile(t, creds), "\n") {
+		if p, ok := strings.CutPrefix(l, "PGPASSWORD="); ok {
+			return strings.Trim(p, "'")
+		}
+	}
+	t.Fatalf("no password in %s", creds)
+	return ""
+}
+
+// On SIGTERM the supervising aion-exec revokes its lease: the database
+// user is gone at once; with AION_REVOKE_ON_EXIT=false it stays.
+func TestLeaseRevokedOnExit(t *testing.T) {
+	t.Parallel()
+	v := startVault(t, withPlugins())
+	env, pg, _, creds := dynamicDB(t, v, time.Minute, time.Hour)
+	for _, keep := range []bool{false, true} {
+		e := env
+		if keep {
+			e = append(e, "AION_REVOKE_ON_EXIT=false")
+		}
+		r := supervise(t, e, "sh", "-c", dbLoop, "loop", creds, fmt.Sprint(pg.Port))
+		user := strings.TrimPrefix(r.stdout.waitFor(t, "user ", 30*time.Second), "user ")
+		r.cmd.Process.Signal(os.Interrupt)
+		r.wait(t)
+		if exists := roleExists(t, pg, user); exists != keep {
+			t.Errorf("AION_REVOKE_ON_EXIT=%t: user %s exists %t after exit\n%s", !keep, user, exists, r.stderr.text())
+		}
+	}
+}
