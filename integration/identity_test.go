@@ -3,8 +3,6 @@
 package integration
 
 import (
-	"bufio"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,24 +105,10 @@ func TestJWTFileRotated(t *testing.T) {
 // to path in Vault's audit log.
 func auditLoginJWTs(t *testing.T, log, path string) []string {
 	t.Helper()
-	f, err := os.Open(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var e struct {
-			Type    string `json:"type"`
-			Request struct {
-				Path string         `json:"path"`
-				Data map[string]any `json:"data"`
-			} `json:"request"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "request" && e.Request.Path == path {
-			jwt, _ := e.Request.Data["jwt"].(string)
+	for _, r := range auditRequests(t, log) {
+		if r.Path == path {
+			jwt, _ := r.Data["jwt"].(string)
 			out = append(out, jwt)
 		}
 	}

@@ -3,8 +3,6 @@
 package integration
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,31 +60,6 @@ func dynamicDB(t *testing.T, v *Vault, ttl, maxTTL time.Duration) (env []string,
 		"AION_DB_SECRET_PATH=aionos/dev/db-main,database/creds/app", "AION_TEMPLATES_DIR="+tmpl, "AION_RENDER_DIR="+render,
 		"AION_POLL_INTERVAL=1s")
 	return env, pg, audit, filepath.Join(render, "pg.sh")
-}
-
-// auditCount counts the requests to path in Vault's audit log.
-func auditCount(t *testing.T, log, path string) int {
-	t.Helper()
-	f, err := os.Open(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var e struct {
-			Type    string `json:"type"`
-			Request struct {
-				Path string `json:"path"`
-			} `json:"request"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "request" && e.Request.Path == path {
-			n++
-		}
-	}
-	return n
 }
 
 func roleExists(t *testing.T, pg *Postgres, user string) bool {

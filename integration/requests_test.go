@@ -16,16 +16,23 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// auditPaths lists, in order, the request paths Vault's file audit device
-// logged for the token with accessor.
-func auditPaths(t *testing.T, log, accessor string) []string {
+// auditRequest is one request in Vault's file audit log.
+type auditRequest struct {
+	Accessor string         // of the token that made it
+	Path     string         // "database/creds/app"
+	Data     map[string]any // the body, secrets HMACed
+}
+
+// auditRequests lists, in order, the requests Vault's file audit device
+// logged.
+func auditRequests(t *testing.T, log string) []auditRequest {
 	t.Helper()
 	f, err := os.Open(log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var paths []string
+	var out []auditRequest
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -35,14 +42,40 @@ func auditPaths(t *testing.T, log, accessor string) []string {
 				Accessor string `json:"accessor"`
 			} `json:"auth"`
 			Request struct {
-				Path string `json:"path"`
+				Path string         `json:"path"`
+				Data map[string]any `json:"data"`
 			} `json:"request"`
 		}
-		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "request" && e.Auth.Accessor == accessor {
-			paths = append(paths, e.Request.Path)
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "request" {
+			out = append(out, auditRequest{e.Auth.Accessor, e.Request.Path, e.Request.Data})
+		}
+	}
+	return out
+}
+
+// auditPaths lists, in order, the request paths logged for the token with
+// accessor.
+func auditPaths(t *testing.T, log, accessor string) []string {
+	t.Helper()
+	var paths []string
+	for _, r := range auditRequests(t, log) {
+		if r.Accessor == accessor {
+			paths = append(paths, r.Path)
 		}
 	}
 	return paths
+}
+
+// auditCount counts the requests to path, of any token.
+func auditCount(t *testing.T, log, path string) int {
+	t.Helper()
+	n := 0
+	for _, r := range auditRequests(t, log) {
+		if r.Path == path {
+			n++
+		}
+	}
+	return n
 }
 
 // TestFrugalWithVault: a start costs one token lookup, one mount listing and
