@@ -136,3 +136,25 @@ func TestLeaseRevokedOnExit(t *testing.T) {
 		}
 	}
 }
+
+// check shows a leased secret's lease and a certificate's validity, never
+// a value, and leaves no database user behind.
+func TestCheckLeasedSecrets(t *testing.T) {
+	t.Parallel()
+	v := startVault(t, withPlugins())
+	env, pg, _, _ := dynamicDB(t, v, time.Minute, time.Hour)
+	v.PKI(t)
+	r := aion(t, append(env, "AION_TLS_SECRET_PATH=pki/issue/internal?common_name=web.internal&ttl=5m"), "check")
+	for _, want := range []string{
+		"database/creds/app -> database/creds/app (mount database, database, lease 1m0s, renewable true, revoked again) keys [password,username] OK",
+		"aionos/dev/db-main -> secret/data/aionos/dev/db-main (mount secret, kv-v2 version 1)",
+		"pki/issue/internal?common_name=web.internal&ttl=5m -> pki/issue/internal (mount pki, pki, certificate valid ",
+	} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("check lacks %q:\n%s\n%s", want, r.Stdout, r.Stderr)
+		}
+	}
+	if n := strings.TrimSpace(pg.psql("select count(*) from pg_roles where rolname like 'v-%'")); n != "0" {
+		t.Errorf("check left %s database users behind", n)
+	}
+}
