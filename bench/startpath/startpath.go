@@ -103,10 +103,13 @@ func Run(ctx context.Context, env map[string]string) ([]Step, error) {
 		return nil, err
 	}
 	lap("vault.New")
-	refs := make([]vault.Ref, len(cfg.Secrets))
+	var refs []vault.Ref
 	names := make([]string, len(cfg.Secrets))
 	for i, s := range cfg.Secrets {
-		refs[i], names[i] = vault.Ref{Name: s.Name, Path: s.Path}, s.Name
+		for _, p := range s.Paths {
+			refs = append(refs, vault.Ref{Name: s.Name, Path: p})
+		}
+		names[i] = s.Name
 	}
 	r := refresh.New(refresh.Options{Secrets: refs, Label: cfg.Env.V, RestartOn: cfg.RestartOn.V, HostFields: cfg.HostFields.V,
 		Templates: render.Options{TemplatesDir: cfg.TemplatesDir.V, RenderDir: cfg.RenderDir.V, FileMode: cfg.FileMode.V, Secrets: names}}, vc)
