@@ -90,12 +90,20 @@ func TestLeaseIndependentOfKVAndVaultAway(t *testing.T) {
 	r.stderr.waitFor(t, "lease renewal failed; retrying while the secret is valid", 30*time.Second)
 	v.start()
 	v.unseal()
-	r.stderr.waitFor(t, "lease renewal recovered", 20*time.Second)
+	// Back in time, the lease is renewed; if the retries ran past the
+	// rotation margin (a loaded machine), a new user comes instead, still
+	// before the old one ends. Either way the child never fails a login.
+	eventually(t, "renewal resumed or a new secret", 30*time.Second, func() error {
+		if l := r.stderr.text(); !strings.Contains(l, "lease renewal recovered") && !strings.Contains(l, "lease rotated") {
+			return fmt.Errorf("neither yet")
+		}
+		return nil
+	})
 	logs := r.stderr.text()
 	if n := strings.Count(logs, "lease renewal failed"); n != 1 {
 		t.Errorf("want one 'lease renewal failed' line while Vault was away, got %d:\n%s", n, logs)
 	}
-	if out := r.stdout.text(); strings.Contains(out, "fail ") || strings.Count(out, "user ") != 1 || !strings.Contains(out, user) {
-		t.Errorf("the child must keep its user and never fail to log in:\n%s", out)
+	if out := r.stdout.text(); strings.Contains(out, "fail ") || !strings.Contains(out, "user "+user) {
+		t.Errorf("the child must keep a valid user and never fail to log in:\n%s", out)
 	}
 }
