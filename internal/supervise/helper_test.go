@@ -218,11 +218,10 @@ func helperChild() {
 		case len(f) == 1 && f[0] == "ping":
 			say("pong")
 		case len(f) == 1 && f[0] == "pid":
-			var sig int
-			if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+			if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&prctlOut)), 0, 0, 0); err != nil {
 				panic(err)
 			}
-			say("pid %d pdeathsig %d", os.Getpid(), sig)
+			say("pid %d pdeathsig %d", os.Getpid(), prctlOut)
 		case len(f) >= 2 && f[0] == "print":
 			for _, w := range f[1:] {
 				os.Stdout.WriteString(w)
@@ -780,3 +779,9 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 	defer w.r.mu.Unlock()
 	return w.r.buf.Write(b)
 }
+
+// prctlOut is where prctl writes what it is asked for. A package variable,
+// never a local: unix.Prctl is Go, not assembly, so a stack address passed
+// to it as a uintptr goes stale if the call grows the goroutine's stack,
+// and the kernel writes to where the variable was (a flaky 0 under load).
+var prctlOut int32

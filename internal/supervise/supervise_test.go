@@ -394,8 +394,8 @@ func TestGroup(t *testing.T) {
 func TestSubreaper(t *testing.T) {
 	p := start(t, Options{Args: []string{self()}, Env: helperEnv("child")}, true)
 	must(t, p.expect("child ready gen="))
-	var on int
-	must(t, unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&on)), 0, 0, 0))
+	must(t, unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&prctlOut)), 0, 0, 0))
+	on := int(prctlOut)
 	// PID 1 is where orphans go anyway; it needs no subreaper.
 	if want := 1 - boolInt(os.Getpid() == 1); on != want {
 		t.Errorf("child subreaper = %d while Run runs as PID %d, want %d", on, os.Getpid(), want)
