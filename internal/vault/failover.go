@@ -61,6 +61,13 @@ func (n *nodes) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp, ok := n.gate(req); !ok {
 		return resp, nil
 	}
+	if req.Response != nil {
+		// A redirect (a standby's 307 to the active node): go where Vault
+		// said, not back to the address in use, which sent it.
+		resp, err := n.next.RoundTrip(req)
+		n.limited(resp)
+		return resp, err
+	}
 	body, err := replayable(req)
 	if err != nil {
 		return nil, err
@@ -174,14 +181,15 @@ func (n *nodes) gate(req *http.Request) (*http.Response, bool) {
 	}
 }
 
-// limited records the Retry-After of a 429 (one second when Vault names
-// none).
+// limited records the Retry-After of a 429, at least a second: Vault
+// rounds down the time left in its window, so a one-second quota says "0"
+// and names none at all unless its response headers are on.
 func (n *nodes) limited(resp *http.Response) {
 	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		return
 	}
 	after := time.Second
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 1 {
 		after = time.Duration(s) * time.Second
 	}
 	n.mu.Lock()
