@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"time"
 
@@ -114,6 +115,20 @@ type loop struct {
 	vault  statelog.State  // reads failing
 	render statelog.State  // templates, render or write failing
 	lease  statelog.State  // renewals failing
+
+	limited int // polls in a row that Vault rate-limited
+}
+
+// limitedWait is the wait after a poll that Vault rate-limited: never less
+// than a poll interval (a fleet that retried sooner than it polls would add
+// load to a Vault that is shedding it), and, while the limiting goes on,
+// up to four intervals, spread at random so the fleet thins out. The
+// transport holds every request until Vault's Retry-After anyway.
+func (l *loop) limitedWait() time.Duration {
+	l.limited++
+	iv := l.r.opts.Interval
+	spread := min(iv*time.Duration(1<<min(l.limited-1, 2)), 4*iv) - iv
+	return iv + rand.N(spread+1)
 }
 
 // pass runs one pass, logs what it found and applies the decision. It
@@ -128,7 +143,10 @@ func (l *loop) pass(ctx context.Context, due Due) (time.Duration, bool) {
 		return 0, false
 	case errors.As(err, &f) && f.stage == reading:
 		l.vault.Fail(log, slog.LevelWarn, "vault read failed; the child keeps running on the last good render", err)
-		if vault.Transient(err) {
+		switch {
+		case vault.RateLimited(err):
+			return l.limitedWait(), false
+		case vault.Transient(err):
 			return l.b.Next(), false
 		}
 		return backoff.Jitter(l.r.opts.Interval), false
@@ -139,6 +157,7 @@ func (l *loop) pass(ctx context.Context, due Due) (time.Duration, bool) {
 	if due.Static || len(due.Leased) > 0 {
 		l.vault.Recover(log, "vault read recovered")
 		l.b.Reset()
+		l.limited = 0
 	}
 	l.render.Recover(log, "render recovered")
 	if d.Action != None {

@@ -195,6 +195,13 @@ func classify(err error) error {
 	return err
 }
 
+// RateLimited reports whether Vault refused err's request with a 429 (a
+// rate-limit quota): worth retrying, but never sooner than usual.
+func RateLimited(err error) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusTooManyRequests
+}
+
 // Transient reports whether err is worth retrying: Vault unreachable, sealed,
 // standby without a leader, rate-limiting or failing with a 5xx.
 func Transient(err error) bool {
