@@ -1,0 +1,274 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// tinyChild is the signal-printing child for a fleet, in sh rather than
+// Node: "ready", then a "sighup" line per SIGHUP, "term" on SIGTERM.
+const tinyChild = `trap 'echo sighup pid=$$' HUP
+trap 'kill $p; echo term pid=$$; exit 0' TERM
+sleep 2147483647 & p=$!
+echo ready pid=$$
+while kill -0 $p 2>/dev/null; do wait $p; done`
+
+const dbPath = "secret/data/aionos/dev/db-main"
+
+// limited is a Vault with the db secret, a file audit device that also
+// logs the requests a rate-limit quota rejects, and no quota yet. With
+// retryAfter, a 429 has Vault's X-Ratelimit-* and Retry-After headers
+// (off by default in Vault).
+func limited(t *testing.T, retryAfter bool) (v *Vault, audit string) {
+	t.Helper()
+	v = startVault(t)
+	v.KVPut("secret", "aionos/dev/db-main", map[string]any{"username": "u", "password": "pw-1", "host": "db1", "database": "app"})
+	audit = filepath.Join(t.TempDir(), "audit.log")
+	if err := v.Root.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": audit}}); err != nil {
+		t.Fatal(err)
+	}
+	v.Write("sys/quotas/config", map[string]any{"enable_rate_limit_audit_logging": true, "enable_rate_limit_response_headers": retryAfter})
+	return v, audit
+}
+
+// quota limits every client address (the whole test is 127.0.0.1) to rate
+// requests a second on path.
+func (v *Vault) quota(name, path string, rate int) {
+	v.Write("sys/quotas/rate-limit/"+name, map[string]any{"path": path, "rate": rate, "interval": "1s"})
+}
+
+// fleetMember starts one aion-exec with the tiny child, the db secret and
+// a one-second poll, and waits for its child.
+func fleetMember(t *testing.T, v *Vault, extra ...string) *running {
+	t.Helper()
+	env := append(tokenEnv(v, rootToken), "AION_DB_SECRET_PATH=aionos/dev/db-main", "AION_RENDER_DIR="+t.TempDir(), "AION_POLL_INTERVAL=1s")
+	return supervise(t, append(env, extra...), "sh", "-c", tinyChild)
+}
+
+// reads are the reads of the db secret Vault's audit device logged from
+// since on, admitted or rejected by a quota; the test itself never reads
+// it.
+func reads(t *testing.T, audit string, since time.Time) (admitted, rejected []time.Time) {
+	t.Helper()
+	f, err := os.Open(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Time    time.Time `json:"time"`
+			Type    string    `json:"type"`
+			Error   string    `json:"error"`
+			Request struct {
+				Path      string `json:"path"`
+				Operation string `json:"operation"`
+			} `json:"request"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Type != "request" || e.Request.Path != dbPath || e.Request.Operation != "read" || e.Time.Before(since) {
+			continue
+		}
+		if strings.Contains(e.Error, "rate limit quota exceeded") {
+			rejected = append(rejected, e.Time)
+		} else {
+			admitted = append(admitted, e.Time)
+		}
+	}
+	return admitted, rejected
+}
+
+// between counts the times in [from, to).
+func between(ts []time.Time, from, to time.Time) int {
+	n := 0
+	for _, at := range ts {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// perSecond is n over the window in requests per second.
+func perSecond(n int, from, to time.Time) float64 { return float64(n) / to.Sub(from).Seconds() }
+
+// polls counts r's polls so far, ok or not.
+func polls(r *running) int { return strings.Count(r.stderr.text(), "msg=polled") }
+
+// pollAll waits until every member has polled n more times.
+func pollAll(t *testing.T, fleet []*running, n int) {
+	t.Helper()
+	base := make([]int, len(fleet))
+	for i, r := range fleet {
+		base[i] = polls(r)
+	}
+	eventually(t, fmt.Sprintf("%d polls by every member", n), time.Duration(n)*5*time.Second, func() error {
+		for i, r := range fleet {
+			if got := polls(r) - base[i]; got < n {
+				return fmt.Errorf("member %d polled %d times", i, got)
+			}
+		}
+		return nil
+	})
+}
+
+// TestRateLimitFleet: a fleet of 25 polling once a second (~26 reads/s)
+// against a quota of 10 reads/s on the secret's mount. No child is
+// disturbed (no exit, no restart, no SIGHUP without a change); a rotation
+// written under the quota reaches every child, as exactly one SIGHUP, once
+// the quota is lifted; and the reads Vault sees, admitted and rejected,
+// stay within the fleet's own poll rate: throttling does not add load
+// (it did, found by this test: a rate-limited poll retried with the outage
+// backoff, sooner than it polls; and Vault's Retry-After is "0" within a
+// one-second window).
+func TestRateLimitFleet(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		retryAfter bool
+	}{{"vault's default", false}, {"retry-after", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rateLimitFleet(t, tc.retryAfter)
+		})
+	}
+}
+
+func rateLimitFleet(t *testing.T, retryAfter bool) {
+	const members, rate = 25, 10
+	v, audit := limited(t, retryAfter)
+	fleet := make([]*running, members)
+	for i := range fleet {
+		fleet[i] = fleetMember(t, v)
+	}
+	for _, r := range fleet {
+		r.stdout.waitFor(t, "ready", 30*time.Second)
+	}
+	pollAll(t, fleet, 2)
+	free := time.Now()
+	pollAll(t, fleet, 3)
+	on := time.Now()
+	v.quota("fleet", "secret/", rate)
+	pollAll(t, fleet, 5)
+	for i, r := range fleet {
+		if strings.Contains(r.stdout.text(), "sighup") {
+			t.Errorf("member %d: a SIGHUP without a change:\n%s", i, r.stdout.text())
+		}
+	}
+	// The rotation competes with the fleet for the quota's reads.
+	eventually(t, "the rotation written under the quota", 10*time.Second, func() error {
+		_, err := v.Root.KVv2("secret").Put(t.Context(), "aionos/dev/db-main", map[string]any{"username": "u", "password": "pw-2", "host": "db1", "database": "app"})
+		return err
+	})
+	pollAll(t, fleet, 3)
+	lift := time.Now()
+	if _, err := v.Root.Logical().Delete("sys/quotas/rate-limit/fleet"); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp := 0
+	for i, r := range fleet {
+		if !strings.Contains(r.stdout.text(), "sighup") {
+			caughtUp++
+		}
+		if hup := r.stdout.waitFor(t, "sighup", time.Until(lift.Add(10*time.Second))); !strings.Contains(hup, "sighup pid=") {
+			t.Errorf("member %d: %s", i, hup)
+		}
+	}
+	last := time.Since(lift)
+	pollAll(t, fleet, 3)
+	end := time.Now()
+
+	throttled := 0
+	for i, r := range fleet {
+		out := r.stdout.text()
+		if strings.Count(out, "ready") != 1 || strings.Count(out, "sighup") != 1 || strings.Contains(out, "term") {
+			t.Errorf("member %d: want one child and one SIGHUP:\n%s", i, out)
+		}
+		select {
+		case <-r.done:
+			t.Errorf("member %d exited %d:\n%s", i, r.code, r.stderr.text())
+		default:
+		}
+		if strings.Contains(r.stderr.text(), "rate limited by Vault") {
+			throttled++
+		}
+	}
+	admitted, rejected := reads(t, audit, free)
+	nominal := perSecond(between(admitted, free, on), free, on)
+	in, out := between(admitted, on, lift), between(rejected, on, lift)
+	t.Logf("%d members; before the quota %.1f reads/s; under %d/s for %s: %.1f admitted/s, %.1f rejected/s (%d of %d members saw a 429); "+
+		"%d caught up only after the lift, the last %s after it; after it %.1f reads/s, %d rejected",
+		members, nominal, rate, lift.Sub(on).Round(time.Millisecond), perSecond(in, on, lift), perSecond(out, on, lift), throttled, members,
+		caughtUp, last.Round(time.Millisecond), perSecond(between(admitted, lift, end), lift, end), between(rejected, lift, end))
+	// Vault admits at most rate in each of its one-second windows; a window
+	// straddling the measurement's edges adds at most one more.
+	if max := rate * (lift.Sub(on).Seconds() + 1); float64(in) > max {
+		t.Errorf("%d reads admitted in %s under a quota of %d/s", in, lift.Sub(on), rate)
+	}
+	if got := perSecond(in+out, on, lift); got > 1.2*nominal {
+		t.Errorf("under the quota the fleet tried %.1f reads/s, more than its %.1f reads/s without one: throttling added load", got, nominal)
+	}
+	if throttled == 0 {
+		t.Errorf("no member saw a 429: the quota did not bite")
+	}
+}
+
+// TestRateLimitStart is the issue's repro: ten instances started 0.3s
+// apart against a quota of 4 reads/s on their secret, which the earlier
+// ones already poll once a second. Every one starts its child within
+// AION_STARTUP_TIMEOUT; before the fix, one whose first read met a 429
+// exited 69 ("rate limited by Vault").
+func TestRateLimitStart(t *testing.T) {
+	t.Parallel()
+	const members, timeout = 10, 20 * time.Second
+	v, audit := limited(t, false)
+	v.quota("start", dbPath, 4)
+	from := time.Now()
+	fleet := make([]*running, members)
+	started := make([]time.Time, members)
+	spread := time.NewTicker(300 * time.Millisecond) // the repro's arrivals, not a wait for an event
+	defer spread.Stop()
+	for i := range fleet {
+		if i > 0 {
+			<-spread.C
+		}
+		started[i] = time.Now()
+		fleet[i] = fleetMember(t, v, "AION_STARTUP_TIMEOUT="+timeout.String())
+	}
+	waited, slowest := 0, time.Duration(0)
+	for i, r := range fleet {
+		r.stdout.waitFor(t, "ready", time.Until(started[i].Add(timeout)))
+		slowest = max(slowest, logTime(t, r.stderr.waitFor(t, `msg="child started"`, time.Second)).Sub(started[i]))
+		if strings.Contains(r.stderr.text(), "waiting for vault") {
+			waited++
+		}
+	}
+	admitted, rejected := reads(t, audit, from)
+	t.Logf("%d of %d waited for the quota at their first read; the slowest started its child within %s; Vault admitted %d reads and rejected %d",
+		waited, members, slowest.Round(time.Millisecond), len(admitted), len(rejected))
+	if len(rejected) == 0 {
+		t.Errorf("no read was rejected: the quota did not bite")
+	}
+}
+
+// logTime is the time= of one of aion-exec's log lines.
+func logTime(t *testing.T, line string) time.Time {
+	t.Helper()
+	f, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+	at, err := time.Parse(time.RFC3339Nano, f)
+	if err != nil {
+		t.Fatalf("no time in %q: %v", line, err)
+	}
+	return at
+}
