@@ -52,7 +52,8 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	if _, err := vc.Login(ctx); err != nil {
 		return nil, nil, refresh.Decision{}, err
 	}
-	d, err := r.Refresh(ctx, refresh.All)
+	// The templates were loaded above: the first pass reads, it does not parse again.
+	d, err := r.Refresh(ctx, refresh.Due{Static: true})
 	if err != nil {
 		return nil, nil, refresh.Decision{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	policies "github.com/aionos/aion-exec/policies/vault"
 
@@ -24,11 +25,11 @@ type policy struct{ name, text string }
 // policyMountRE finds the mount at the start of every path rule. The files
 // are written against secret/; only the first segment of a path rule is
 // replaced, never text in comments.
-var policyMountRE = regexp.MustCompile(`(?m)^(\s*path\s+")secret/`)
+var policyMountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(\s*path\s+")secret/`) })
 
 // templatePolicy points a policy written against secret/ at mount.
 func templatePolicy(text, mount string) string {
-	return policyMountRE.ReplaceAllStringFunc(text, func(m string) string {
+	return policyMountRE().ReplaceAllStringFunc(text, func(m string) string {
 		return strings.TrimSuffix(m, "secret/") + mount + "/"
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/kelseyhightower/envconfig"
@@ -17,18 +18,22 @@ const helpFormat = `{{range .}}  {{printf "%-36s" .Key}} {{printf "%-34s" (flagO
 	`{{with .Tags.Get "default"}} [default {{.}}]{{end}}{{with .Tags.Get "shown"}} [default {{.}}]{{end}}
 {{end}}`
 
-var helpTmpl = template.Must(template.New("help").Funcs(template.FuncMap{
-	"flagOf": func(env, flag string) string {
-		if flag == "-" {
-			return "(no flag)"
-		}
-		return "--" + flagName(env)
-	},
-}).Parse(helpFormat))
+// helpTmpl is parsed for --help only, not in every start's package init
+// (0.05 ms).
+var helpTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("help").Funcs(template.FuncMap{
+		"flagOf": func(env, flag string) string {
+			if flag == "-" {
+				return "(no flag)"
+			}
+			return "--" + flagName(env)
+		},
+	}).Parse(helpFormat))
+})
 
 // Help writes the settings table for --help, generated from Config's tags.
 func Help(w io.Writer) error {
-	if err := envconfig.Usaget("", &Config{}, w, helpTmpl); err != nil {
+	if err := envconfig.Usaget("", &Config{}, w, helpTmpl()); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "  %-36s %-34s %s\n", "AION_<NAME>_SECRET_PATH", "--secret NAME=PATH", "a secret to read; .<name> in templates (repeatable flag)")
@@ -53,7 +58,7 @@ func typos(environ []string) []string {
 	var out []string
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(k, "AION_") || known[k] || secretVarRE.MatchString(k) {
+		if !strings.HasPrefix(k, "AION_") || known[k] || secretVarRE().MatchString(k) {
 			continue
 		}
 		best, bestD := "", 3

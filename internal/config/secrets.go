@@ -6,11 +6,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
+// Compiled on first use, not in every start's package init.
 var (
-	secretVarRE  = regexp.MustCompile(`^AION_([A-Z0-9_]+)_SECRET_PATH$`)
-	secretNameRE = regexp.MustCompile(`^[A-Z0-9_]+$`)
+	secretVarRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^AION_([A-Z0-9_]+)_SECRET_PATH$`) })
+	secretNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z0-9_]+$`) })
 )
 
 // secretList collects --secret NAME=PATH flags as AION_<NAME>_SECRET_PATH.
@@ -20,7 +22,7 @@ func (l *secretList) String() string { return "" }
 func (l *secretList) Set(v string) error {
 	name, path, ok := strings.Cut(v, "=")
 	name = strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-	if !ok || !secretNameRE.MatchString(name) || path == "" {
+	if !ok || !secretNameRE().MatchString(name) || path == "" {
 		return fmt.Errorf("want NAME=PATH with NAME of letters, digits, _ or -, got %q", v)
 	}
 	*l = append(*l, [2]string{"AION_" + name + "_SECRET_PATH", path})
@@ -32,7 +34,7 @@ func (l *secretList) Set(v string) error {
 func secrets(environ []string, flags *secretList, label string, ps *Problems) []Secret {
 	paths := map[string]string{}
 	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && secretVarRE.MatchString(k) && strings.TrimSpace(v) != "" {
+		if k, v, ok := strings.Cut(kv, "="); ok && secretVarRE().MatchString(k) && strings.TrimSpace(v) != "" {
 			paths[k] = v
 		}
 	}
@@ -41,7 +43,7 @@ func secrets(environ []string, flags *secretList, label string, ps *Problems) []
 	}
 	var out []Secret
 	for k, v := range paths {
-		s := Secret{Name: strings.ToLower(secretVarRE.FindStringSubmatch(k)[1]), Var: k}
+		s := Secret{Name: strings.ToLower(secretVarRE().FindStringSubmatch(k)[1]), Var: k}
 		ok := true
 		for _, part := range strings.Split(v, ",") {
 			p, perr := secretPath(strings.TrimSpace(part), label)

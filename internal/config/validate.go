@@ -5,13 +5,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 )
 
-var mountRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
+// mountPath reports whether m is [A-Za-z0-9_.-]+ segments joined by "/".
+func mountPath(m string) bool {
+	for _, seg := range strings.Split(m, "/") {
+		if seg == "" {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !(c == '_' || c == '.' || c == '-' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // validate normalises the values and checks them all, returning every
 // problem found, each naming its variable (or flag).
@@ -65,7 +77,7 @@ func (c *Config) vault(p *Problems) {
 			p.add(name(&c.VaultAddr, "AION_VAULT_ADDR"), fmt.Sprintf("holds %q, which does not start with http:// or https://", addr))
 		}
 	}
-	if !mountRE.MatchString(c.KVMount.V) {
+	if !mountPath(c.KVMount.V) {
 		p.add(name(&c.KVMount, "AION_VAULT_KV_MOUNT"), "must be a mount path such as secret or kv")
 	}
 }
@@ -123,7 +135,7 @@ func (c *Config) mount(p *Problems) {
 	if m == "" {
 		m = c.AuthMethod.V
 	}
-	if !mountRE.MatchString(m) {
+	if !mountPath(m) {
 		p.add(env, fmt.Sprintf("is %q; want an auth mount path such as %s", m, c.AuthMethod.V))
 	}
 	c.AuthMount.V = m

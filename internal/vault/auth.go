@@ -152,17 +152,20 @@ func (c *Client) loginToken(ctx context.Context, lc *api.Client) (*Auth, error) 
 
 // secretIDPathRE is the creation path of a wrapped AppRole secret ID:
 // auth/<mount>/role/<role>/secret-id (or custom-secret-id).
-var secretIDPathRE = regexp.MustCompile(`^auth/.+/role/[^/]+/(custom-)?secret-id$`)
+var secretIDPathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^auth/.+/role/[^/]+/(custom-)?secret-id$`) })
 
 // uuidRE matches a plain secret ID; anything else is treated as a wrapping token.
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+// Compiled on first use (an AppRole login), not in every start's init.
+var uuidRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+})
 
 func (c *Client) loginAppRole(ctx context.Context, lc *api.Client) (*Auth, error) {
 	secretID, src, err := credential(c.opts.Auth.SecretID, "AION_VAULT_APPROLE_SECRET_ID", c.opts.Auth.SecretIDFile, "AION_VAULT_APPROLE_SECRET_ID_FILE")
 	if err != nil {
 		return nil, err
 	}
-	if !uuidRE.MatchString(secretID) {
+	if !uuidRE().MatchString(secretID) {
 		// A wrapping token is single use: keep what it unwrapped to, so a
 		// re-login after the token's max TTL works until a new wrapped
 		// secret ID arrives (as Vault Agent's AppRole auto-auth does).
@@ -278,7 +281,7 @@ func unwrapSecretID(ctx context.Context, lc *api.Client, wrapped, src string) (s
 		return "", Fail("look up the wrapping token from "+src, err)
 	}
 	path, _ := info.Data["creation_path"].(string)
-	if !secretIDPathRE.MatchString(path) {
+	if !secretIDPathRE().MatchString(path) {
 		return "", sysexits.Wrap(sysexits.NoPerm, fmt.Errorf("unwrap the secret ID from %s: the wrapping token was created by %q, not by an AppRole secret-id endpoint; refusing to unwrap it", src, path))
 	}
 	s, err := lc.Logical().UnwrapWithContext(ctx, "")
