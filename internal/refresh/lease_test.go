@@ -192,3 +192,39 @@ func TestLeaseRenewalRetriedWhileVaultIsAway(t *testing.T) {
 		t.Errorf("%d users fetched; a renewal must not fetch one", src.issued)
 	}
 }
+
+// A rotation whose render fails (a template broken at that moment) keeps
+// the new secret: it is not fetched again at every retry (each fetch is a
+// new database user), it is renewed and revoked like any other, and the
+// pass that finds the template fixed renders it.
+func TestRotationThatFailsToRenderKeepsTheNewSecret(t *testing.T) {
+	src := &leaseSource{ttl: time.Hour, maxTTL: 24 * time.Hour, reads: map[string]int{}, renewed: make(chan struct{}, 100)}
+	tdir := t.TempDir()
+	writeFile(t, tdir+"/db.env.tmpl", "DB_USER={{ .db.username }}\n")
+	r := New(Options{Secrets: []vault.Ref{{Name: "db", Path: "database/creds/app"}},
+		Templates: render.Options{TemplatesDir: tdir, RenderDir: t.TempDir() + "/out", Secrets: []string{"db"}},
+		RestartOn: "host", Interval: time.Hour}, src)
+	if err := r.Load(); err != nil {
+		t.Fatal(err)
+	}
+	refresh(t, r, All)
+	writeFile(t, tdir+"/db.env.tmpl", "DB_USER={{ .db.nokey }}\n")
+	ctx := context.Background()
+	if _, err := r.Refresh(ctx, Due{Leased: []int{0}, Templates: true}); err == nil {
+		t.Fatal("a broken template rendered")
+	}
+	for range 3 { // retries, template still broken
+		if _, err := r.Refresh(ctx, Due{Templates: true}); err == nil {
+			t.Fatal("a broken template rendered")
+		}
+	}
+	writeFile(t, tdir+"/db.env.tmpl", "DB_USER={{ .db.username }}\n")
+	d := refresh(t, r, Due{Templates: true})
+	if d.Action != Reload || !slices.Contains(d.Env, "DB_USER=v-app-2") || src.issued != 2 {
+		t.Errorf("after the fix: %s %q, %d users fetched; want a reload to v-app-2 and 2 users", d.Action, d.Env, src.issued)
+	}
+	r.RevokeAll(ctx)
+	if !slices.Equal(src.revoked, []string{"database/creds/app/2"}) {
+		t.Errorf("revoked %v, want the new lease", src.revoked)
+	}
+}

@@ -84,9 +84,7 @@ func (l *loop) leases(ctx context.Context) {
 		case err != nil && ctx.Err() == nil:
 			l.lease.Fail(r.opts.Log, slog.LevelWarn, "lease renewal failed; retrying while the secret is valid", err,
 				"secret", r.opts.Secrets[i].Name, "expires", p.lease.Expires().UTC().Format(time.RFC3339))
-			if r.parts[i].next.at.Before(now) || !r.parts[i].next.rotate {
-				r.parts[i].next.at = now.Add(l.lb.Next())
-			}
+			r.parts[i].next.at = now.Add(l.lb.Next()) // renew again, or rotate if past the margin
 		case ok:
 			l.lease.Recover(r.opts.Log, "lease renewal recovered", "secret", r.opts.Secrets[i].Name)
 			l.lb.Reset()
@@ -96,9 +94,14 @@ func (l *loop) leases(ctx context.Context) {
 		return
 	}
 	if _, ok := l.pass(ctx, Due{Leased: rotate}); !ok {
+		// A read that failed is retried after a backoff; a read that
+		// succeeded (the render failed) brought parts with plans of their
+		// own, which are kept.
 		retry := now.Add(l.lb.Next())
 		for _, i := range rotate {
-			r.parts[i].next.at = retry
+			if !r.parts[i].next.at.After(now) {
+				r.parts[i].next.at = retry
+			}
 		}
 		return
 	}

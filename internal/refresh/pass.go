@@ -85,6 +85,9 @@ type Refresher struct {
 	data  render.Data
 	out   *render.Output
 	parts []part // as Options.Secrets
+	// unrendered: parts hold what was read since the last good render
+	// (a pass that read, then failed to render or write).
+	unrendered bool
 }
 
 // part is one secret path as last read.
@@ -146,13 +149,20 @@ func (r *Refresher) Refresh(ctx context.Context, due Due) (Decision, error) {
 	if err != nil {
 		return Decision{}, &failure{reading, err}
 	}
-	if read {
+	if read || r.unrendered {
 		data = merge(r.opts.Label, r.opts.Secrets, parts)
+	}
+	// What was read is kept even if the rest of the pass fails: a new
+	// lease must be renewed and revoked like any other, and read again
+	// only when its own time comes, not at every retry (each read of
+	// database/creds is a new user). The next pass renders it.
+	if read {
+		r.parts, r.unrendered = parts, true
 	}
 	if r.out != nil && set == r.set && reflect.DeepEqual(data, r.data) {
 		// The common poll: nothing moved in Vault. Rendering is a function
 		// of templates and data, so skip it and its garbage.
-		r.parts = parts
+		r.parts, r.unrendered = parts, false
 		return Decision{Action: None, Env: r.out.Env, Output: r.out, Data: r.data}, nil
 	}
 	out, err := set.Render(data)
@@ -172,12 +182,12 @@ func (r *Refresher) Refresh(ctx context.Context, due Due) (Decision, error) {
 			return Decision{}, &failure{writing, err}
 		}
 	}
-	r.set, r.data, r.out, r.parts = set, data, out, parts
+	r.set, r.data, r.out, r.parts, r.unrendered = set, data, out, parts, false
 	return Decision{Action: action, Change: c, Env: out.Env, Output: out, Data: data}, nil
 }
 
-// read reads the parts that are due into a copy of the parts (the state
-// changes only when the whole pass succeeds), and says whether any was.
+// read reads the parts that are due into a copy of the parts, and says
+// whether any was.
 func (r *Refresher) read(ctx context.Context, due Due) ([]part, bool, error) {
 	var idx []int
 	for i, p := range r.parts {
