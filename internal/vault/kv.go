@@ -149,6 +149,14 @@ func (c *Client) readAll(ctx context.Context, secrets []Ref) ([]*Secret, error) 
 		}
 	}
 	if first != nil {
+		// All or nothing: the caller keeps none of it, so the leases this
+		// call obtained (new database users) would be left to expire
+		// unused. Give them back now.
+		for _, s := range out {
+			if s != nil && s.Lease != nil {
+				c.Revoke(ctx, s.Lease) //nolint:errcheck // best effort; they expire anyway
+			}
+		}
 		return nil, sysexits.Wrap(sysexits.Code(first), errors.Join(errs...))
 	}
 	return out, nil
