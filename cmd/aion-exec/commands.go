@@ -55,6 +55,9 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	// The templates were loaded above: the first pass reads, it does not parse again.
 	d, err := r.Refresh(ctx, refresh.Due{Static: true})
 	if err != nil {
+		// Nothing was made of what was read: give its leases back rather
+		// than leave database users behind until their TTL.
+		r.RevokeAll(context.WithoutCancel(ctx))
 		return nil, nil, refresh.Decision{}, err
 	}
 	a.log.Debug("rendered", "env", len(d.Env), "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V,

@@ -154,7 +154,7 @@ func (c *Client) readAll(ctx context.Context, secrets []Ref) ([]*Secret, error) 
 		// unused. Give them back now.
 		for _, s := range out {
 			if s != nil && s.Lease != nil {
-				c.Revoke(ctx, s.Lease) //nolint:errcheck // best effort; they expire anyway
+				_ = c.Revoke(ctx, s.Lease) // best effort: they expire anyway
 			}
 		}
 		return nil, sysexits.Wrap(sysexits.Code(first), errors.Join(errs...))
