@@ -57,7 +57,9 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	if err != nil {
 		// Nothing was made of what was read: give its leases back rather
 		// than leave database users behind until their TTL.
-		r.RevokeAll(context.WithoutCancel(ctx))
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		r.RevokeAll(rctx)
+		cancel()
 		return nil, nil, refresh.Decision{}, err
 	}
 	a.log.Debug("rendered", "env", len(d.Env), "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V,
