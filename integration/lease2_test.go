@@ -107,3 +107,33 @@ func TestLeaseIndependentOfKVAndVaultAway(t *testing.T) {
 		t.Errorf("the child must keep a valid user and never fail to log in:\n%s", out)
 	}
 }
+
+// Leases are children of the token that got them: when aion-exec's token
+// reaches its max TTL and is replaced, Vault revokes the old token's leases
+// (the database user is dropped). aion-exec fetches new secrets as soon as
+// it logs in again, so the child has moved to a new user before the old
+// one goes: no failed login across two token lifetimes.
+func TestLeasesFollowTheToken(t *testing.T) {
+	t.Parallel()
+	v := startVault(t, withPlugins())
+	env, pg, _, creds := dynamicDB(t, v, time.Minute, time.Hour)
+	roleID := enableAppRole(t, v)
+	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "app", "token_ttl": "4s", "token_max_ttl": "8s"})
+	env = append(withoutToken(env), "AION_VAULT_APPROLE_ROLE_ID="+roleID,
+		"AION_VAULT_APPROLE_SECRET_ID="+v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string))
+	r := supervise(t, env, "sh", "-c", dbLoop, "loop", creds, fmt.Sprint(pg.Port))
+	first := strings.TrimPrefix(r.stdout.waitFor(t, "user ", 30*time.Second), "user ")
+	for range 2 {
+		r.stderr.waitFor(t, "vault login renewed", 20*time.Second)
+		r.stdout.waitFor(t, "sighup", 10*time.Second) // a new user, not a dropped one
+	}
+	eventually(t, "the first user dropped with the first token", 20*time.Second, func() error {
+		if roleExists(t, pg, first) {
+			return fmt.Errorf("%s still exists", first)
+		}
+		return nil
+	})
+	if out := r.stdout.text(); strings.Contains(out, "fail ") {
+		t.Errorf("a login failed across the token's replacement:\n%s", out)
+	}
+}

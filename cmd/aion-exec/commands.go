@@ -45,7 +45,9 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	if err != nil {
 		return nil, nil, refresh.Decision{}, err
 	}
-	r := refresh.New(refreshOptions(a.cfg, a), vc)
+	opts := refreshOptions(a.cfg, a)
+	opts.Relogins = vc.Relogins()
+	r := refresh.New(opts, vc)
 	if err := r.Load(); err != nil {
 		return nil, nil, refresh.Decision{}, err
 	}

@@ -95,6 +95,19 @@ func (r *Refresher) renew(ctx context.Context, i int) (ok bool, err error) {
 	return true, nil
 }
 
+// tokenBound makes every lease (not a certificate) due for rotation now,
+// and says whether there was one.
+func (r *Refresher) tokenBound() bool {
+	found := false
+	for i, p := range r.parts {
+		if p.lease != nil && p.lease.ID != "" {
+			r.parts[i].next = plan{at: time.Now(), rotate: true}
+			found = true
+		}
+	}
+	return found
+}
+
 // RevokeAll revokes every lease the Refresher holds, as a supervised run
 // ends (AION_REVOKE_ON_EXIT): the database users are dropped at once. A
 // revocation that fails is logged, not fatal.

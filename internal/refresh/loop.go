@@ -60,6 +60,11 @@ func (r *Refresher) Run(ctx context.Context, apply func(Decision)) error {
 			l.pass(ctx, Due{Templates: true})
 		case <-lease.C:
 			l.leases(ctx)
+		case <-r.opts.Relogins:
+			if r.tokenBound() {
+				r.opts.Log.Info("vault token replaced; its leases end with it, so their secrets are fetched anew")
+				l.leases(ctx)
+			}
 		}
 	}
 }

@@ -49,6 +49,11 @@ type Options struct {
 	// stays.
 	Check func(env []string) error
 
+	// Relogins, when set, tells Run that Vault's token was replaced: the
+	// leases of the old token end with it, so leased secrets are fetched
+	// anew at once (certificates, which have no lease, are not).
+	Relogins <-chan struct{}
+
 	// Interval is the poll interval of Run; ReloadName names the reload
 	// signal in its log lines ("" when none is sent).
 	Interval   time.Duration

@@ -78,6 +78,10 @@ func (c *Client) loginOnce(ctx context.Context, seen int) (*Auth, int, error) {
 	}
 	c.gen++
 	c.setAuth(a)
+	select {
+	case c.relogins <- struct{}{}:
+	default: // one is already waiting
+	}
 	return a, c.gen, nil
 }
 

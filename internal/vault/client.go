@@ -80,6 +80,7 @@ type Client struct {
 	loginMu  sync.Mutex    // one login at a time: the lifetime's or a read's
 	gen      int           // logins so far, under loginMu
 	replaced chan struct{} // a read logged in anew: KeepAlive watches the new token
+	relogins chan struct{} // any login after the first: see Relogins
 }
 
 // requestTimeout bounds one HTTP request; a fleet must not hang on a Vault
@@ -128,7 +129,7 @@ func New(opts Options) (*Client, error) {
 	c.SetHeaders(http.Header{})
 	c.SetNamespace(opts.Namespace)
 	isolate(c)
-	return &Client{api: c, opts: opts, trust: t, nodes: n, log: opts.Log, replaced: make(chan struct{}, 1)}, nil
+	return &Client{api: c, opts: opts, trust: t, nodes: n, log: opts.Log, replaced: make(chan struct{}, 1), relogins: make(chan struct{}, 1)}, nil
 }
 
 // checkRetry is the SDK's retry policy, except that a certificate problem
@@ -147,6 +148,12 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	}
 	return api.DefaultRetryPolicy(ctx, resp, err)
 }
+
+// Relogins delivers a value after every login that replaces the token
+// (renewal ended, the token died, a credential file changed). Leases are
+// children of the token that obtained them: Vault revokes them when that
+// token ends, so whoever holds leases must fetch new secrets now.
+func (c *Client) Relogins() <-chan struct{} { return c.relogins }
 
 // Addr is the address in use: the one that answered last.
 func (c *Client) Addr() string { return c.nodes.current() }
