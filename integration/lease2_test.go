@@ -118,7 +118,7 @@ func TestLeasesFollowTheToken(t *testing.T) {
 	v := startVault(t, withPlugins())
 	env, pg, _, creds := dynamicDB(t, v, time.Minute, time.Hour)
 	roleID := enableAppRole(t, v)
-	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "app", "token_ttl": "4s", "token_max_ttl": "8s"})
+	v.Write("auth/approle/role/gateway", map[string]any{"token_policies": "app", "token_ttl": "6s", "token_max_ttl": "12s"})
 	env = append(withoutToken(env), "AION_VAULT_APPROLE_ROLE_ID="+roleID,
 		"AION_VAULT_APPROLE_SECRET_ID="+v.Write("auth/approle/role/gateway/secret-id", nil).Data["secret_id"].(string))
 	r := supervise(t, env, "sh", "-c", dbLoop, "loop", creds, fmt.Sprint(pg.Port))

@@ -132,9 +132,25 @@ func (c *Client) watch(ctx context.Context, a *Auth, reauth <-chan struct{}) out
 			}
 			return expiring
 		case r := <-renewed:
-			c.log.Debug("vault token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
+			granted := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
+			c.log.Debug("vault token renewed", "ttl", granted)
+			if capped(a, granted) {
+				c.log.Info("vault token nears its max TTL", "ends", time.Now().Add(granted).UTC().Format(time.RFC3339))
+				return expiring
+			}
 		}
 	}
+}
+
+// capped reports whether a renewal granted less than the login's TTL: the
+// token has reached its max TTL and ends within one TTL. A method that can
+// mint a new token logs in again at once rather than when the
+// LifetimeWatcher gives up (within a tenth or so of the end): leases are
+// the token's children and Vault revokes them with it, so the new token's
+// secrets must reach the child while the old ones still work. A token read
+// from a file gives the same token again; it renews to the end.
+func capped(a *Auth, granted time.Duration) bool {
+	return a.Method != "token" && granted < a.TTL
 }
 
 // actAt is how long after a login to act on its token. Vault's
