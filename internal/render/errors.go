@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/aionos/aion-exec/internal/sysexits"
@@ -17,9 +18,15 @@ var (
 	// text/template's execution errors read
 	// `template: NAME:LINE:COL: executing "NAME" at <CONTEXT>: MESSAGE`;
 	// ExecError offers no parts, so they are taken from the text.
-	execErrorText = regexp.MustCompile(`(?s)^template: (.*?:\d+:\d+): executing ".*?" at <(.*?)>: (.*)$`)
+	// Compiled on first use: only a failed render needs them, and package
+	// initialisation is on every start's path.
+	execErrorText = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?s)^template: (.*?:\d+:\d+): executing ".*?" at <(.*?)>: (.*)$`)
+	})
 	// A missing map key, or a key looked up in a null value.
-	missingKeyText = regexp.MustCompile(`^(?:map has no entry for key (".*")|nil data; no entry for key (".*")|nil pointer evaluating interface \{\}\.(\w+))$`)
+	missingKeyText = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:map has no entry for key (".*")|nil data; no entry for key (".*")|nil pointer evaluating interface \{\}\.(\w+))$`)
+	})
 )
 
 // execError turns a text/template execution error into one line naming
@@ -33,7 +40,7 @@ func (t *Template) execError(err error, data Data) error {
 	wrap := func(where, msg string) error {
 		return sysexits.Wrap(sysexits.DataErr, fmt.Errorf("render template %s: %s", where, msg))
 	}
-	m := execErrorText.FindStringSubmatch(err.Error())
+	m := execErrorText().FindStringSubmatch(err.Error())
 	if m == nil {
 		return wrap(t.Name, redact(strings.TrimPrefix(err.Error(), "template: ")))
 	}
@@ -52,7 +59,7 @@ func (t *Template) execError(err error, data Data) error {
 		inner := errors.Unwrap(ee.Err).Error()
 		return wrap(loc, "at <"+context+">: "+strings.TrimSuffix(msg, inner)+redact(inner))
 	}
-	if k := missingKeyText.FindStringSubmatch(msg); k != nil {
+	if k := missingKeyText().FindStringSubmatch(msg); k != nil {
 		key := k[3]
 		for _, q := range k[1:3] {
 			if q != "" {

@@ -16,7 +16,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"text/template"
@@ -351,7 +350,19 @@ func (s *Set) Render(data Data) (*Output, error) {
 
 type envVar struct{ name, value string }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// isEnvName reports whether s is [A-Za-z_][A-Za-z0-9_]*: checked for every
+// rendered variable, so by hand rather than with a regexp compiled at start.
+func isEnvName(s string) bool {
+	for i, c := range []byte(s) {
+		switch {
+		case c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z':
+		case i > 0 && '0' <= c && c <= '9':
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
 
 // parseEnv splits rendered env template output into variables. Values that
 // template actions insert were already checked for line breaks and NULs, so
@@ -367,7 +378,7 @@ func parseEnv(text string, redact func(string) string) ([]envVar, error) {
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("output line %d: want NAME=value", i+1)
-		case !envName.MatchString(name):
+		case !isEnvName(name):
 			return nil, fmt.Errorf("output line %d: invalid variable name %q", i+1, redact(name))
 		case strings.ContainsAny(value, "\r\x00"):
 			return nil, fmt.Errorf("output line %d: value of %s contains a carriage return or NUL", i+1, redact(name))

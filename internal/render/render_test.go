@@ -484,3 +484,14 @@ func TestRenderFiles(t *testing.T) {
 		t.Errorf("Render without the secret: got %v", err)
 	}
 }
+
+func TestIsEnvName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"A": true, "_": true, "a_b9": true, "DATABASE_URL": true, "_1": true,
+		"": false, "9A": false, "A-B": false, "A B": false, "É": false, "A=": false,
+	} {
+		if got := isEnvName(name); got != want {
+			t.Errorf("isEnvName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
