@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/aionos/aion-exec/internal/supervise"
 	"github.com/aionos/aion-exec/internal/sysexits"
@@ -27,9 +28,12 @@ func main() {
 	// default GOGC=100 lets it double before a collection and the process
 	// settles near 16 MiB RSS. At 25 it settles near 13.5 MiB (measured
 	// with 5 secrets at a 100ms poll); the extra collections cost
-	// microseconds. GOGC in the environment still wins.
+	// microseconds. The start runs at the default: it allocates a few MiB
+	// at once (answers, templates), which at 25 would be several
+	// collections between launch and the child's start (BENCHMARKS.md).
+	// GOGC in the environment still wins.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
+		time.AfterFunc(time.Second, func() { debug.SetGCPercent(25) })
 	}
 	os.Exit(run(context.Background(), os.Args[1:], streams{os.Stdin, os.Stdout, os.Stderr}))
 }
