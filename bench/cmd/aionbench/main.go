@@ -95,6 +95,14 @@ type LaunchResult struct {
 	AfterVaultMs  float64 `json:"after_vault_ms"`
 }
 
+// ExitResult is child exit → wrapper exit of one tool at one size.
+type ExitResult struct {
+	Tool  string    `json:"tool"`
+	N     int       `json:"secrets"`
+	Runs  []float64 `json:"runs_ms"`
+	Stats Stats     `json:"stats_ms"`
+}
+
 // SuperviseResult is the supervision measurement of one tool at one size.
 type SuperviseResult struct {
 	Tool string `json:"tool"`
@@ -139,6 +147,7 @@ type Results struct {
 	AgentRuns   int               `json:"agent_runs"`
 	Tools       []ToolInfo        `json:"tools"`
 	Launch      []LaunchResult    `json:"launch"`
+	Exit        []ExitResult      `json:"exit"`
 	Supervise   []SuperviseResult `json:"supervise"`
 	Propagation []Propagation     `json:"propagation"`
 	Errors      []string          `json:"errors,omitempty"`
@@ -345,6 +354,50 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			res.Launch = append(res.Launch, *lr)
 			logf("launch %-16s %3d secrets: median %8.2f ms  p90 %8.2f ms  requests %d", t.Name, n, lr.Stats.Median, lr.Stats.P90, lr.StartReqs)
 		}
+	}
+
+	// 1b. child exit → wrapper exit, interleaved like the launches, at the
+	// smallest and the largest size (a wrapper may clean up per secret).
+	if err := b.setAudit(ctx, false); err != nil {
+		return err
+	}
+	for _, n := range slices.Compact([]int{sizes[0], sizes[len(sizes)-1]}) {
+		byTool := map[string]*ExitResult{}
+		for round := -1; round < *runs; round++ {
+			for _, t := range tools {
+				key := fmt.Sprintf("%s@%d", t.Name, n)
+				if broken[key] || t.inProcess != nil || t.Name == "vault-agent" && round >= *agentRuns {
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				x, err := b.exitOnce(t, n)
+				if err != nil {
+					fail(fmt.Sprintf("exit %s", key), err)
+					broken[key] = true
+					continue
+				}
+				if round < 0 {
+					continue
+				}
+				if byTool[t.Name] == nil {
+					byTool[t.Name] = &ExitResult{Tool: t.Name, N: n}
+				}
+				byTool[t.Name].Runs = append(byTool[t.Name].Runs, x)
+			}
+		}
+		for _, t := range tools {
+			if x := byTool[t.Name]; x != nil {
+				x.Stats = stats(x.Runs)
+				res.Exit = append(res.Exit, *x)
+				logf("exit   %-16s %3d secrets: median %8.2f ms  p90 %8.2f ms", t.Name, n, x.Stats.Median, x.Stats.P90)
+			}
+		}
+	}
+
+	if err := b.setAudit(ctx, true); err != nil { // the supervision counts requests
+		return err
 	}
 
 	// 2 and 4. RSS and steady-state requests while supervising: every

@@ -64,6 +64,7 @@ type running struct {
 	events string
 	log    string
 	t0     time.Time // just before fork
+	exitAt time.Time // when Wait returned; read after done is closed
 	done   chan struct{}
 	err    error
 }
@@ -98,6 +99,7 @@ func (b *bench) start(t tool, n int, v Variant, tag string) (*running, error) {
 	b.track(r, true)
 	go func() {
 		r.err = cmd.Wait()
+		r.exitAt = time.Now()
 		close(r.done)
 	}()
 	return r, nil
@@ -280,6 +282,36 @@ func (b *bench) launchOnce(t tool, n int, count bool) (LaunchRun, error) {
 		run.AfterVaultMs = float64(e.At.Sub(last)) / 1e6
 	}
 	return run, nil
+}
+
+// exitOnce starts the tool, waits for the child's start line, then ends the
+// child itself (SIGTERM straight to it: the child writes its term line, with
+// its own clock, and exits 0) and times how long the wrapper takes to exit
+// after that. For the floor, the child is the process waited for: its figure
+// is the instrument's own share (process exit and the wakeup of Wait).
+func (b *bench) exitOnce(t tool, n int) (float64, error) {
+	r, err := b.start(t, n, Reload, "exit")
+	if err != nil {
+		return 0, err
+	}
+	defer b.stop(r)
+	e, err := r.waitEvent(b.startTimeout, func(e event) bool { return e.Kind == "start" })
+	if err != nil {
+		return 0, err
+	}
+	if err := syscall.Kill(e.PID, syscall.SIGTERM); err != nil {
+		return 0, fmt.Errorf("end the child of %s: %w", t.Name, err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(b.startTimeout):
+		return 0, fmt.Errorf("%s did not exit within %s of its child: %s", t.Name, b.startTimeout, r.logTail())
+	}
+	term, err := r.waitEvent(time.Second, func(x event) bool { return x.Kind == "term" && x.PID == e.PID })
+	if err != nil {
+		return 0, err
+	}
+	return float64(r.exitAt.Sub(term.At)) / 1e6, nil
 }
 
 func (b *bench) wantVars(t tool, n int) int {
