@@ -363,8 +363,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	for _, n := range slices.Compact([]int{sizes[0], sizes[len(sizes)-1]}) {
 		byTool := map[string]*ExitResult{}
+		exitTools := tools
+		if slices.ContainsFunc(tools, func(t tool) bool { return t.Name == "aion-exec" }) {
+			exitTools = append(slices.Clone(tools), aionNoWatchTool(*aionBin))
+		}
 		for round := -1; round < *runs; round++ {
-			for _, t := range tools {
+			for _, t := range exitTools {
 				key := fmt.Sprintf("%s@%d", t.Name, n)
 				if broken[key] || t.inProcess != nil || t.Name == "vault-agent" && round >= *agentRuns {
 					continue
@@ -387,7 +391,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 				byTool[t.Name].Runs = append(byTool[t.Name].Runs, x)
 			}
 		}
-		for _, t := range tools {
+		for _, t := range exitTools {
 			if x := byTool[t.Name]; x != nil {
 				x.Stats = stats(x.Runs)
 				res.Exit = append(res.Exit, *x)

@@ -351,13 +351,16 @@ func targets(r report) []string {
 		x5, x100 := v5.Stats.Median/a5.Stats.Median, v100.Stats.Median/a100.Stats.Median
 		out = append(out, fmt.Sprintf("≥ 250× faster than Vault Agent: %s (%s× at %d secrets, %s× at %d)", verdict(x5 >= 250 && x100 >= 250), thousands(x5), small, thousands(x100), large))
 	}
-	for _, n := range []int{small, large} {
+	for _, n := range slices.Compact([]int{small, large}) {
 		if x := r.exit("aion-exec", n); x != nil {
 			out = append(out, fmt.Sprintf("child exits → aion-exec exits ≤ 2 ms median at %d secrets: %s (median %s, p90 %s)", n, verdict(x.Stats.Median <= 2), ms(x.Stats.Median), ms(x.Stats.P90)))
+			if y := r.exit("aion-exec-nowatch", n); y != nil {
+				out = append(out, fmt.Sprintf("… the same without AION_TEMPLATES_DIR (no inotify watch to tear down): %s (median %s, p90 %s)", verdict(y.Stats.Median <= 2), ms(y.Stats.Median), ms(y.Stats.P90)))
+			}
 		}
 	}
 	rssLim := map[int]float64{5: 12, 100: 15}
-	for _, n := range []int{small, large} {
+	for _, n := range slices.Compact([]int{small, large}) {
 		s := r.sup("aion-exec", n)
 		max, ok := rssLim[n]
 		if s == nil || !ok {
@@ -372,7 +375,7 @@ func targets(r report) []string {
 		max := l.N + 1 + 1 // secrets + mounts (one: secret/) + 1
 		out = append(out, fmt.Sprintf("Vault requests at start ≤ secrets + mounts + 1 = %d at %d secrets: %s (%d)", max, l.N, verdict(l.StartReqs <= max), l.StartReqs))
 	}
-	for _, n := range []int{small, large} {
+	for _, n := range slices.Compact([]int{small, large}) {
 		s := r.sup("aion-exec", n)
 		if s == nil {
 			continue

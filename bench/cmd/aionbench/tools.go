@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -148,6 +149,25 @@ func aionTool(bin string) tool {
 			return newCmd(bin, []string{"--", b.child}, env, dir), nil
 		},
 	}
+}
+
+// aionNoWatchTool is aion-exec without AION_TEMPLATES_DIR: no directory is
+// watched, so its exit is not held up by the kernel's teardown of an inotify
+// watch (see BenchmarkStop in internal/filewatch). Only the exit is timed:
+// the child gets no bench variables.
+func aionNoWatchTool(bin string) tool {
+	t := aionTool(bin)
+	full := t.command
+	t.Name, t.Variants = "aion-exec-nowatch", nil
+	t.command = func(b *bench, n int, v Variant, dir, events string) (*exec.Cmd, error) {
+		cmd, err := full(b, n, v, dir, events)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "AION_TEMPLATES_DIR=") })
+		return cmd, nil
+	}
+	return t
 }
 
 // agentTool is Vault Agent's process supervisor mode: one env_template per
