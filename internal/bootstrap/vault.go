@@ -31,7 +31,7 @@ func newBootstrapper(opts Options, sum *Summary) (*bootstrapper, error) {
 	// No SDK retries: sys/init must never be sent twice (the second answer
 	// would lose the keys), and the wait loop retries itself. The
 	// namespace applies only after unseal.
-	vc, err := vault.New(vault.Options{Addrs: []string{opts.Addr}, TLS: opts.TLS, NoRetries: true, Log: opts.Log})
+	vc, err := vault.New(vault.Options{Addrs: []string{opts.Addr}, TLS: opts.TLS, Log: opts.Log})
 	if err != nil {
 		return nil, err
 	}

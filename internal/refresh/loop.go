@@ -55,7 +55,10 @@ func (r *Refresher) Run(ctx context.Context, apply func(Decision)) error {
 			started := time.Now()
 			wait, ok := l.pass(ctx, Due{Static: true})
 			r.opts.Log.Debug("polled", "ok", ok, "goroutines", runtime.NumGoroutine())
-			poll.Reset(max(0, wait-time.Since(started)))
+			if ok {
+				wait = max(0, wait-time.Since(started)) // polls keep their interval
+			} // a backoff counts from the failure: a slow one must not shorten it
+			poll.Reset(wait)
 		case <-edits:
 			l.pass(ctx, Due{Templates: true})
 		case <-lease.C:
