@@ -42,6 +42,18 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 	if err != nil {
 		return 0, err
 	}
+	// The watches start before the child: one that cannot watch (the
+	// per-user inotify limit) ends the run before any child runs.
+	err = r.Watch(ctx)
+	if err == nil {
+		err = vc.WatchCredentials(ctx)
+	}
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		r.RevokeAll(rctx) // as after a failed first pass: nothing was made of them
+		cancel()
+		return 0, err
+	}
 	handOver()
 	<-caught
 

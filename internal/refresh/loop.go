@@ -27,14 +27,13 @@ import (
 // directory cannot be watched: edits that silently stop arriving are worse
 // than a restart.
 func (r *Refresher) Run(ctx context.Context, apply func(Decision)) error {
+	if err := r.Watch(ctx); err != nil {
+		return err
+	}
 	var edits <-chan struct{}
-	if dir := r.opts.Templates.TemplatesDir; dir != "" {
-		w, err := filewatch.Start(ctx, r.opts.Log, []string{dir}, filewatch.Dir(dir))
-		if err != nil {
-			return sysexits.Wrap(sysexits.Usage, fmt.Errorf("watch the templates (AION_TEMPLATES_DIR): %w", err))
-		}
-		defer w.Stop()
-		edits = w.C
+	if r.edits != nil {
+		defer r.edits.Stop()
+		edits = r.edits.C
 	}
 	l := loop{r: r, apply: apply, b: backoff.Backoff{Min: time.Second, Max: r.opts.Interval},
 		lb: backoff.Backoff{Min: time.Second, Max: 30 * time.Second}}
@@ -70,6 +69,24 @@ func (r *Refresher) Run(ctx context.Context, apply func(Decision)) error {
 			}
 		}
 	}
+}
+
+// Watch starts the watch of the templates directory that Run reads, until
+// ctx ends or Run returns. A supervised run calls it before the child
+// starts, so that a directory that cannot be watched (the per-user inotify
+// limit is the usual cause) ends aion-exec before any child runs; Run
+// starts it otherwise.
+func (r *Refresher) Watch(ctx context.Context) error {
+	dir := r.opts.Templates.TemplatesDir
+	if dir == "" || r.edits != nil {
+		return nil
+	}
+	w, err := filewatch.Start(ctx, r.opts.Log, []string{dir}, filewatch.Dir(dir))
+	if err != nil {
+		return sysexits.Wrap(sysexits.Usage, fmt.Errorf("watch the templates (AION_TEMPLATES_DIR): %w", err))
+	}
+	r.edits = w
+	return nil
 }
 
 // leases takes every lease step that is due: renewals, which change

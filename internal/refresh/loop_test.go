@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
 // running is a Refresher's Run under test, with what it applies.
@@ -28,6 +30,10 @@ func startLoop(t *testing.T, tmpl string) (*running, *Refresher) {
 	r.opts.Log = slog.New(slog.DiscardHandler)
 	refresh(t, r, All)
 	ctx, cancel := context.WithCancel(context.Background())
+	// As a supervised run does: the watch first, before the child.
+	if err := r.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := r.Run(ctx, func(d Decision) { rn.applied <- d }); err != nil {
@@ -114,5 +120,16 @@ func TestRunFailsWhenTemplatesCannotBeWatched(t *testing.T) {
 	err := r.Run(context.Background(), func(Decision) {})
 	if err == nil || !strings.Contains(err.Error(), "AION_TEMPLATES_DIR") {
 		t.Fatalf("Run = %v, want an error naming the directory", err)
+	}
+}
+
+// A supervised run starts the watch before the child: Watch fails as Run
+// would, with the same line and exit code.
+func TestWatchFailsBeforeRun(t *testing.T) {
+	r, _ := newRefresher(t, &source{}, nil)
+	r.opts.Templates.TemplatesDir = filepath.Join(t.TempDir(), "gone")
+	err := r.Watch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "AION_TEMPLATES_DIR") || sysexits.Code(err) != sysexits.Usage {
+		t.Fatalf("Watch = %v (exit %d), want an error naming the directory, exit 64", err, sysexits.Code(err))
 	}
 }

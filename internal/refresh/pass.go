@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aionos/aion-exec/internal/atomicfile"
+	"github.com/aionos/aion-exec/internal/filewatch"
 	"github.com/aionos/aion-exec/internal/render"
 	"github.com/aionos/aion-exec/internal/sysexits"
 	"github.com/aionos/aion-exec/internal/vault"
@@ -93,6 +94,7 @@ type Refresher struct {
 	// unrendered: parts hold what was read since the last good render
 	// (a pass that read, then failed to render or write).
 	unrendered bool
+	edits      *filewatch.Watcher // the templates directory's, from Watch
 }
 
 // part is one secret path as last read.

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/vault/api"
 
+	"github.com/aionos/aion-exec/internal/filewatch"
 	"github.com/aionos/aion-exec/internal/sysexits"
 )
 
@@ -66,6 +67,9 @@ type Client struct {
 	nodes  *nodes
 	log    *slog.Logger
 	mounts mountCache
+	// credWatch is the credential files' watch, from WatchCredentials;
+	// KeepAlive's alone once it runs.
+	credWatch *filewatch.Watcher
 
 	mu        sync.Mutex
 	auth      *Auth             // the live login; replaced by KeepAlive

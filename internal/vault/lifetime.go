@@ -27,14 +27,13 @@ import (
 // cannot be watched: a rotated credential that goes unnoticed would end in
 // an expired login.
 func (c *Client) KeepAlive(ctx context.Context) error {
+	if err := c.WatchCredentials(ctx); err != nil {
+		return err
+	}
 	reauth := make(<-chan struct{})
-	if dirs := filewatch.DirsOf(c.opts.Auth.files()...); len(dirs) > 0 {
-		w, err := filewatch.Start(ctx, c.log, dirs, filewatch.Files(c.opts.Auth.files()...))
-		if err != nil {
-			return sysexits.Wrap(sysexits.Usage, fmt.Errorf("watch the credential files: %w", err))
-		}
-		defer w.Stop()
-		reauth = w.C
+	if c.credWatch != nil {
+		defer c.credWatch.Stop()
+		reauth = c.credWatch.C
 	}
 	b := backoff.Backoff{Min: time.Second, Max: time.Minute}
 	for {
@@ -51,6 +50,23 @@ func (c *Client) KeepAlive(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// WatchCredentials starts the watch of the token, secret-ID or JWT file
+// that KeepAlive reads, until ctx ends or KeepAlive returns. A supervised
+// run calls it before the child starts (see refresh.Refresher.Watch);
+// KeepAlive starts it otherwise.
+func (c *Client) WatchCredentials(ctx context.Context) error {
+	dirs := filewatch.DirsOf(c.opts.Auth.files()...)
+	if len(dirs) == 0 || c.credWatch != nil {
+		return nil
+	}
+	w, err := filewatch.Start(ctx, c.log, dirs, filewatch.Files(c.opts.Auth.files()...))
+	if err != nil {
+		return sysexits.Wrap(sysexits.Usage, fmt.Errorf("watch the credential files: %w", err))
+	}
+	c.credWatch = w
+	return nil
 }
 
 // relogin logs in until it succeeds or ctx ends (false).
