@@ -48,6 +48,13 @@ var helpers = map[string]func(){
 
 var helperUsed sync.Map
 
+// The parent-death signal is a thread's, not the process's: the kernel
+// gives it to the thread that exec'd (the main one) and clears it for every
+// thread created later. The helpers answer "pid" with prctl from the main
+// goroutine, which therefore stays on the main thread; on another thread
+// prctl says 0 (a flaky TestParentDeath under load).
+func init() { runtime.LockOSThread() }
+
 func TestMain(m *testing.M) {
 	if name := os.Getenv(helperVar); name != "" {
 		h, ok := helpers[name]
