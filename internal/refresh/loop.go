@@ -107,7 +107,7 @@ func (l *loop) leases(ctx context.Context) {
 		ok, err := r.renew(ctx, i)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			l.lease.Fail(r.opts.Log, slog.LevelWarn, "lease renewal failed; retrying while the secret is valid", err,
+			l.lease.FailAs(r.opts.Log, slog.LevelWarn, vault.Kind(err), "lease renewal failed; retrying while the secret is valid", err,
 				"secret", r.opts.Secrets[i].Name, "expires", p.lease.Expires().UTC().Format(time.RFC3339))
 			r.parts[i].next.at = now.Add(l.lb.Next()) // renew again, or rotate if past the margin
 		case ok:
@@ -170,7 +170,7 @@ func (l *loop) pass(ctx context.Context, due Due) (time.Duration, bool) {
 	case ctx.Err() != nil:
 		return 0, false
 	case errors.As(err, &f) && f.stage == reading:
-		l.vault.Fail(log, slog.LevelWarn, "vault read failed; the child keeps running on the last good render", err)
+		l.vault.FailAs(log, slog.LevelWarn, vault.Kind(err), "vault read failed; the child keeps running on the last good render", err)
 		switch {
 		case vault.RateLimited(err):
 			return l.limitedWait(), false

@@ -15,14 +15,21 @@ type State struct {
 	failing string // the error text logged last; "" while healthy
 }
 
-// Fail logs msg with err at warn level if err differs from the failure
-// logged last, and reports whether it logged.
+// Fail logs msg with err at level if err differs from the failure logged
+// last, and reports whether it logged.
 func (s *State) Fail(log *slog.Logger, level slog.Level, msg string, err error, args ...any) bool {
-	text := err.Error()
-	if text == s.failing {
+	return s.FailAs(log, level, err.Error(), msg, err, args...)
+}
+
+// FailAs is Fail with the state named by kind rather than by err's text:
+// a loop that says once that Vault is away, whatever each attempt met on
+// the way (a node answering 503 while it stops, then refusing connections),
+// gives all of them one kind. The line logged carries the first err.
+func (s *State) FailAs(log *slog.Logger, level slog.Level, kind, msg string, err error, args ...any) bool {
+	if kind == s.failing {
 		return false
 	}
-	s.failing = text
+	s.failing = kind
 	log.Log(context.Background(), level, msg, append(args, "err", err)...)
 	return true
 }

@@ -212,6 +212,19 @@ func Transient(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "EOF")
 }
 
+// Kind names err's failure for logging once per state: every way of Vault
+// being away (unreachable, sealed, a 5xx, a standby without a leader) is
+// one kind, a rate limit another, anything else its own text.
+func Kind(err error) string {
+	switch {
+	case RateLimited(err):
+		return "rate limited"
+	case Transient(err):
+		return "unavailable"
+	}
+	return err.Error()
+}
+
 // Cause is err in a few words: Vault's own message or what failed on the
 // way to it ("cannot reach Vault: connection refused"), for log lines that
 // name the operation themselves.

@@ -83,7 +83,7 @@ func (c *Client) relogin(ctx context.Context, b *backoff.Backoff, seen int) bool
 		}
 		seen = gen
 		wait := b.Next()
-		state.Fail(c.log, slog.LevelWarn, "vault login failed; retrying with backoff", err, "method", c.opts.Auth.Method)
+		state.FailAs(c.log, slog.LevelWarn, Kind(err), "vault login failed; retrying with backoff", err, "method", c.opts.Auth.Method)
 		select {
 		case <-ctx.Done():
 			return false
