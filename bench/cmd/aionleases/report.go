@@ -1,0 +1,291 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Machine is where the run ran.
+type Machine struct {
+	CPUs      int     `json:"nproc"`
+	GoVersion string  `json:"go_version"`
+	Kernel    string  `json:"kernel"`
+	LoadStart float64 `json:"load1_start"`
+	LoadEnd   float64 `json:"load1_end"`
+	LoadAfter float64 `json:"load1_after_stop"`
+}
+
+// Settings are the run's parameters.
+type Settings struct {
+	Scale          float64           `json:"scale"`
+	EffectiveScale float64           `json:"effective_scale"`
+	Days           float64           `json:"simulated_days"`
+	TTL            string            `json:"role_default_ttl"`
+	MaxTTL         string            `json:"role_max_ttl"`
+	SimHour        string            `json:"simulated_hour"`
+	SimDay         string            `json:"simulated_day"`
+	RunSeconds     float64           `json:"run_seconds"`
+	TokenTTL       string            `json:"token_ttl"`
+	Versions       map[string]string `json:"versions"`
+	WatchPolls     int               `json:"lease_lookup_polls"`
+	Started        time.Time         `json:"started"`
+}
+
+// Result is leases.json.
+type Result struct {
+	Machine  Machine      `json:"machine"`
+	Settings Settings     `json:"settings"`
+	Tools    []ToolResult `json:"tools"`
+}
+
+// ToolResult is one tool's numbers.
+type ToolResult struct {
+	Name    string `json:"name"`
+	Display string `json:"token_display_name"`
+	// Run counts the requests from the tool's start to the end of the
+	// measured run; PerHour and PerDay divide them by the simulated hours
+	// and days it lasted; Day1 counts the first simulated day alone (start
+	// included, as docs/leases.md's worked timeline does); Exit counts
+	// what the tool sent while it stopped.
+	Run          Counts         `json:"run"`
+	PerHour      Rates          `json:"per_simulated_hour"`
+	PerDay       Rates          `json:"per_simulated_day"`
+	Day1         Counts         `json:"first_simulated_day"`
+	Exit         Counts         `json:"at_exit"`
+	Paths        map[string]int `json:"paths"`
+	Errors       int            `json:"error_responses"`
+	ErrorSamples []string       `json:"error_samples,omitempty"`
+	Hourly       []Counts       `json:"per_simulated_hour_series"`
+	Credentials  []*Credential  `json:"credentials"`
+	Rotations    []Rotation     `json:"rotations"`
+	Holds        []Hold         `json:"child_holds"`
+	// ChildStarts counts the child's starts; Restarts is that less one;
+	// Hups counts SIGHUPs the child got.
+	ChildStarts int `json:"child_starts"`
+	Restarts    int `json:"child_restarts"`
+	Hups        int `json:"child_hups"`
+	// ExpiredHeld: some child ran on a user after that user's lease had
+	// ended (or on a credential no read of the tool explains).
+	ExpiredHeld bool `json:"child_held_expired_credential"`
+	// MinHoldLead is the smallest margin, over every closed hold, between
+	// the child getting the next user and the previous user's lease end;
+	// MinRotationLead the same for the tool's reads of a new user.
+	MinHoldLead     *time.Duration `json:"min_hold_lead_ns,omitempty"`
+	MinRotationLead *time.Duration `json:"min_rotation_lead_ns,omitempty"`
+	Exited          string         `json:"exited_early,omitempty"`
+}
+
+// toolSpec is what analyzeTool needs to know of one tool's run.
+type toolSpec struct {
+	Name, Display, CredsPath string
+	Start, End               time.Time
+	TTL, MaxTTL              time.Duration
+}
+
+// analyzeTool derives one tool's numbers from the audit log, the child's
+// events and the leases' ends as Vault gave them (expires, by lease ID).
+func analyzeTool(es []auditEntry, evs []childEvent, expires map[string]time.Time, s toolSpec) ToolResult {
+	hour, day := s.TTL, s.MaxTTL
+	far := s.End.Add(24 * time.Hour)
+	t := ToolResult{Name: s.Name, Display: s.Display}
+	t.Run, t.Paths = count(es, s.Display, s.CredsPath, s.Start, s.End)
+	span := s.End.Sub(s.Start)
+	t.PerHour = t.Run.per(float64(span) / float64(hour))
+	t.PerDay = t.Run.per(float64(span) / float64(day))
+	dayEnd := s.Start.Add(day)
+	if dayEnd.After(s.End) {
+		dayEnd = s.End
+	}
+	t.Day1, _ = count(es, s.Display, s.CredsPath, s.Start, dayEnd)
+	t.Exit, _ = count(es, s.Display, s.CredsPath, s.End, far)
+	t.Errors, t.ErrorSamples = countErrors(es, s.Display, s.Start, far)
+	t.Hourly = hourly(es, s.Display, s.CredsPath, s.Start, s.End, hour)
+	t.Credentials = credentials(es, s.Display, s.CredsPath, s.TTL, s.MaxTTL)
+	for _, c := range t.Credentials {
+		if e, ok := expires[c.Lease]; ok {
+			c.Expires, c.ExpiresFrom = e, "vault"
+		} else {
+			c.Expires, c.ExpiresFrom = c.Computed, "computed"
+		}
+	}
+	t.Rotations = rotations(t.Credentials)
+	t.Holds = holds(evs, t.Credentials, s.End)
+	for _, ev := range evs {
+		switch {
+		case ev.Kind == "start" && ev.At.Before(s.End):
+			t.ChildStarts++
+		case ev.Kind == "hup" && ev.At.Before(s.End):
+			t.Hups++
+		}
+	}
+	if t.ChildStarts > 0 {
+		t.Restarts = t.ChildStarts - 1
+	}
+	for _, h := range t.Holds {
+		if h.Expired || h.Unknown {
+			t.ExpiredHeld = true
+		}
+		if h.Open || h.Unknown {
+			continue
+		}
+		if t.MinHoldLead == nil || h.Lead < *t.MinHoldLead {
+			l := h.Lead
+			t.MinHoldLead = &l
+		}
+	}
+	for _, r := range t.Rotations {
+		if t.MinRotationLead == nil || r.Lead < *t.MinRotationLead {
+			l := r.Lead
+			t.MinRotationLead = &l
+		}
+	}
+	return t
+}
+
+func writeResults(dir string, r Result) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "leases.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "leases.md"), []byte(markdown(r)), 0o644)
+}
+
+// simDur shows a real duration as simulated time at the run's scale.
+func simDur(d time.Duration, scale float64) string {
+	s := time.Duration(float64(d) * scale).Round(time.Second)
+	neg := ""
+	if s < 0 {
+		neg, s = "-", -s
+	}
+	h, m := int(s/time.Hour), int(s%time.Hour/time.Minute)
+	return fmt.Sprintf("%s%dh%02dm", neg, h, m)
+}
+
+func markdown(r Result) string {
+	var b strings.Builder
+	st, m := r.Settings, r.Machine
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("## Leases: Vault requests for one dynamic secret (1 h TTL, 24 h max TTL)\n\n")
+	w("One database user from `database/creds/app` (Vault's database engine, its PostgreSQL plugin, a real\n")
+	w("PostgreSQL) rendered into a child's environment by the three tools at once, each with a token of its\n")
+	w("own; every request counted from Vault's file audit device. Time is compressed %g×: the role's\n", st.EffectiveScale)
+	w("`default_ttl` is %s (1 h) and `max_ttl` %s (24 h); the run lasted %.0f s = %.3g simulated days.\n", st.TTL, st.MaxTTL, st.RunSeconds, st.RunSeconds/durSeconds(st.SimDay))
+	w("Versions: %s. Machine: %d CPUs, %s, load average %.2f at the start and %.2f at the end (a shared machine).\n\n",
+		versions(st.Versions), m.CPUs, m.GoVersion, m.LoadStart, m.LoadEnd)
+
+	w("### Requests per simulated day\n\n")
+	w("The first simulated day from each tool's start (its start included, as in docs/leases.md's timeline):\n\n")
+	w("| tool | new users (`database/creds/app`) | lease renewals | token lookups/renewals | other | total | vs aion-exec |\n")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	base := 0
+	for _, t := range r.Tools {
+		if t.Name == ToolAion {
+			base = t.Day1.Total
+		}
+	}
+	for _, t := range r.Tools {
+		w("| %s | %d | %d | %d | %d | **%d** | %s |\n", t.Name, t.Day1.Creds, t.Day1.Renew, t.Day1.Token, t.Day1.Other, t.Day1.Total, ratio(t.Day1.Total, base))
+	}
+	w("\n### Requests per simulated hour and day over the whole run\n\n")
+	w("The run's counts (%.3g simulated days, start and a max-TTL rotation included) divided by its length; the\n", st.RunSeconds/durSeconds(st.SimDay))
+	w("requests a tool makes while it stops (aion-exec revokes its lease) are not in them but in the last column.\n\n")
+	w("| tool | creds / h | renew / h | token / h | other / h | total / h | total / day | run total | at exit |\n")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, t := range r.Tools {
+		w("| %s | %.3f | %.3f | %.3f | %.3f | **%.3f** | %.1f | %d | %d (%s) |\n", t.Name, t.PerHour.Creds, t.PerHour.Renew, t.PerHour.Token,
+			t.PerHour.Other, t.PerHour.Total, t.PerDay.Total, t.Run.Total, t.Exit.Total, exitPaths(t))
+	}
+	w("\n### The child and its credentials\n\n")
+	w("| tool | users read | child starts | restarts | SIGHUPs | renewals per user | earliest rotation before the old lease ended | child ever ran on an expired user |\n")
+	w("| --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
+	for _, t := range r.Tools {
+		var ren []string
+		for _, c := range t.Credentials {
+			ren = append(ren, fmt.Sprint(c.Renewals))
+		}
+		lead := "–"
+		if t.MinHoldLead != nil {
+			lead = fmt.Sprintf("%s (%.1fs real)", simDur(*t.MinHoldLead, st.EffectiveScale), t.MinHoldLead.Seconds())
+		}
+		expired := "no"
+		if t.ExpiredHeld {
+			expired = "**yes**"
+		}
+		w("| %s | %d | %d | %d | %d | %s | %s | %s |\n", t.Name, len(t.Credentials), t.ChildStarts, t.Restarts, t.Hups,
+			strings.Join(ren, ", "), lead, expired)
+	}
+	w("\nRequest paths per tool over the run:\n\n")
+	for _, t := range r.Tools {
+		keys := make([]string, 0, len(t.Paths))
+		for k := range t.Paths {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var ps []string
+		for _, k := range keys {
+			ps = append(ps, fmt.Sprintf("`%s` %d", k, t.Paths[k]))
+		}
+		w("- %s: %s", t.Name, strings.Join(ps, ", "))
+		if t.Errors > 0 {
+			w("; %d error responses (%s)", t.Errors, strings.Join(t.ErrorSamples, "; "))
+		}
+		if t.Exited != "" {
+			w("; **%s**", t.Exited)
+		}
+		w("\n")
+	}
+	w("\n")
+	return b.String()
+}
+
+func durSeconds(s string) float64 {
+	d, err := time.ParseDuration(s)
+	if err != nil || d == 0 {
+		return 1
+	}
+	return d.Seconds()
+}
+
+func ratio(n, base int) string {
+	if base == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(n)/float64(base))
+}
+
+func exitPaths(t ToolResult) string {
+	if t.Exit.Total == 0 {
+		return "none"
+	}
+	var p []string
+	for _, c := range Classes {
+		if n := t.Exit.Get(c); n > 0 {
+			p = append(p, fmt.Sprintf("%d %s", n, c))
+		}
+	}
+	return strings.Join(p, ", ")
+}
+
+func versions(v map[string]string) string {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var s []string
+	for _, k := range keys {
+		s = append(s, k+" "+v[k])
+	}
+	if len(s) == 0 {
+		return "not given"
+	}
+	return strings.Join(s, ", ")
+}
