@@ -33,6 +33,9 @@ scale=${BENCH_LEASE_SCALE:-240}
 days=${BENCH_LEASE_DAYS:-1.25}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aion-leases.XXXXXX")
+# PostgreSQL's own directory: it runs as the postgres user when we are
+# root, and the scratch directory is root's alone.
+pg=$(mktemp -d "${TMPDIR:-/tmp}/aion-leases-pg.XXXXXX")
 vault_pid=""
 pg_pid=""
 bench_pid=""
@@ -53,14 +56,14 @@ cleanup() {
 	# leave its backends, so they are looked for by the data directory's
 	# lock file afterwards.
 	stop "$pg_pid" 20 INT
-	if [ -f "$work/pg/data/postmaster.pid" ]; then
-		left=$(head -1 "$work/pg/data/postmaster.pid")
+	if [ -f "$pg/data/postmaster.pid" ]; then
+		left=$(head -1 "$pg/data/postmaster.pid")
 		[ -n "$left" ] && kill -KILL "$left" 2>/dev/null || true
 	fi
 	if [ -n "${BENCH_KEEP:-}" ]; then
-		echo "leases: scratch kept in $work" >&2
+		echo "leases: scratch kept in $work and $pg" >&2
 	else
-		rm -rf "$work"
+		rm -rf "$work" "$pg"
 	fi
 	exit "$rc"
 }
@@ -87,30 +90,30 @@ freeport() { "$work/bin/aionleases" freeport; }
 # as the postgres user when we are root (initdb refuses root).
 pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")
 [ -x "$pgbin/initdb" ] || { log "PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)"; exit 1; }
-mkdir -p "$work/pg"
 as_pg=()
 if [ "$(id -u)" = 0 ]; then
-	chown postgres: "$work/pg"
+	chown postgres: "$pg"
 	as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 fi
 pg_port=$(freeport)
-"${as_pg[@]}" env -i PATH=/usr/bin:/bin LC_ALL=C "$pgbin/initdb" -D "$work/pg/data" -U postgres \
-	--auth-local=trust --auth-host=scram-sha-256 -E UTF8 >"$work/pg/initdb.log" 2>&1 ||
-	{ log "initdb failed:"; tail -20 "$work/pg/initdb.log" >&2; exit 1; }
-"${as_pg[@]}" env -i PATH=/usr/bin:/bin LC_ALL=C "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
-	-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 >"$work/pg/postgres.log" 2>&1 &
+"${as_pg[@]}" env -i PATH=/usr/bin:/bin LC_ALL=C "$pgbin/initdb" -D "$pg/data" -U postgres \
+	--auth-local=trust --auth-host=scram-sha-256 -E UTF8 >"$pg/initdb.log" 2>&1 ||
+	{ log "initdb failed:"; tail -20 "$pg/initdb.log" >&2; exit 1; }
+"${as_pg[@]}" env -i PATH=/usr/bin:/bin LC_ALL=C "$pgbin/postgres" -D "$pg/data" -p "$pg_port" -k "$pg" \
+	-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 >"$pg/postgres.log" 2>&1 &
 pg_pid=$!
-psql_su() { "${as_pg[@]}" env -i PATH=/usr/bin:/bin LC_ALL=C "$pgbin/psql" -h "$work/pg" -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atqc "$1"; }
+psql_su() { "${as_pg[@]}" env -i PATH=/usr/bin:/bin LC_ALL=C "$pgbin/psql" -h "$pg" -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atqc "$1"; }
 up=""
 for _ in $(seq 1 150); do
 	if psql_su 'select 1' >/dev/null 2>&1; then up=1; break; fi
 	kill -0 "$pg_pid" 2>/dev/null || break
 	sleep 0.2
 done
-[ -n "$up" ] || { log "PostgreSQL did not start:"; tail -20 "$work/pg/postgres.log" >&2; exit 1; }
+[ -n "$up" ] || { log "PostgreSQL did not start:"; tail -20 "$pg/postgres.log" >&2; exit 1; }
 pg_password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 psql_su "create role \"vault-admin\" login superuser password '$pg_password'"
-log "PostgreSQL $("$pgbin/postgres" --version | awk '{print $NF}') on 127.0.0.1:$pg_port"
+pg_version=$("$pgbin/postgres" --version | awk '{print $3}')
+log "PostgreSQL $pg_version on 127.0.0.1:$pg_port"
 
 port=$(freeport)
 export VAULT_ADDR="http://127.0.0.1:$port"
@@ -125,7 +128,7 @@ for _ in $(seq 1 150); do
 	sleep 0.2
 done
 [ -n "$up" ] || { log "Vault did not start:"; tail -20 "$work/vault.log" >&2; exit 1; }
-vault_version=$("$vault" version | head -1 | awk '{print $2}')
+vault_version=$("$vault" version | head -1 | awk '{print $2}' | tr -d ,)
 log "Vault $vault_version on $VAULT_ADDR"
 
 aion_version="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -136,7 +139,7 @@ ct_version=$("$ct" -version 2>&1 | head -1 | awk '{print $2}')
 	-aion "$work/bin/aion-exec" -ct "$ct" -agent "$vault" -child "$work/bin/benchchild" \
 	-work "$work" -out "$out" -scale "$scale" -days "$days" \
 	-pg-port "$pg_port" -pg-user vault-admin -pg-password "$pg_password" \
-	-versions "aion-exec=$aion_version;consul-template=$ct_version;Vault and Vault Agent=$vault_version;PostgreSQL=$("$pgbin/postgres" --version | awk '{print $NF}')" &
+	-versions "aion-exec=$aion_version;consul-template=$ct_version;Vault and Vault Agent=$vault_version;PostgreSQL=$pg_version" &
 bench_pid=$!
 rc=0
 wait "$bench_pid" || rc=$?

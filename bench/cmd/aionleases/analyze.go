@@ -165,7 +165,7 @@ func count(es []auditEntry, name, credsPath string, from, to time.Time) (Counts,
 
 // leaseSuffix folds lease IDs in paths (sys/leases/renew/database/creds/app/ID).
 func leaseSuffix(p string) string {
-	if i := strings.Index(p, "/database/creds/"); i > 0 && strings.HasPrefix(p, "sys/") {
+	if i := strings.Index(p, "/database/creds/"); i > 0 && (strings.HasPrefix(p, "sys/leases/") || strings.HasPrefix(p, "sys/renew/")) {
 		return p[:i] + "/<lease>"
 	}
 	return p

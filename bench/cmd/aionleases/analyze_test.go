@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +250,30 @@ func TestLeaseTimes(t *testing.T) {
 	}
 	if simDur(15*time.Second, 240) != "1h00m" || simDur(-90*time.Second, 240) != "-6h00m" {
 		t.Errorf("simDur: %s %s", simDur(15*time.Second, 240), simDur(-90*time.Second, 240))
+	}
+}
+
+// The model of docs/leases.md's rules at 1 h / 24 h: a renewal every
+// ≈37 min on average (2/3 of an hour less a splay of up to 6 min), so ≈38
+// renewals, the last one capped, and the next user ≈23:51 after the first.
+func TestAionModel(t *testing.T) {
+	m := aionModel(time.Hour, 24*time.Hour, 1, 2000, rand.New(rand.NewPCG(1, 2)))
+	t.Logf("model at 1h/24h: %+v", m)
+	if m.Renewals < 37 || m.Renewals > 39.5 || m.RequestsPerDay < 38 || m.RequestsPerDay > 41 {
+		t.Errorf("model %+v", m)
+	}
+	if m.SimLifetime < "23h48m" || m.SimLifetime > "23h54m" {
+		t.Errorf("lifetime %s", m.SimLifetime)
+	}
+}
+
+func TestFirstCycle(t *testing.T) {
+	cs := []*Credential{{Read: t0, Renewals: 35}, {Read: t0.Add(180 * time.Second)}}
+	c := firstCycle(cs, 360*time.Second, 240)
+	if c == nil || c.RequestsPerDay != 72 || c.SimLifetime != "12h00m" {
+		t.Errorf("cycle %+v", c)
+	}
+	if firstCycle(cs[:1], time.Hour, 1) != nil {
+		t.Error("a cycle of one credential")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -243,6 +244,10 @@ wait:
 			SimHour: hour.String(), SimDay: day.String(), RunSeconds: end.Sub(t0).Seconds(), TokenTTL: c.tokenTTL,
 			Versions: parseVersions(c.versions), WatchPolls: polls, Started: t0.UTC()},
 	}
+	res.DocsPrediction = 36
+	rng := rand.New(rand.NewPCG(uint64(t0.UnixNano()), 1))
+	res.AionModel = aionModel(ttl, maxTTL, effScale, 5000, rng)
+	res.AionModel1h = aionModel(time.Hour, 24*time.Hour, 1, 5000, rng)
 	for _, p := range procs {
 		evf, err := os.ReadFile(p.events)
 		if err != nil && !os.IsNotExist(err) {

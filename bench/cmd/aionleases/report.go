@@ -41,6 +41,12 @@ type Result struct {
 	Machine  Machine      `json:"machine"`
 	Settings Settings     `json:"settings"`
 	Tools    []ToolResult `json:"tools"`
+	// AionModel is what docs/leases.md's rules give at the run's TTLs,
+	// AionModel1h at a real 1 h / 24 h; DocsPrediction is the page's
+	// "about 36 requests a day".
+	AionModel      Model `json:"aion_exec_rules_model"`
+	AionModel1h    Model `json:"aion_exec_rules_model_1h"`
+	DocsPrediction int   `json:"docs_leases_md_prediction_per_day"`
 }
 
 // ToolResult is one tool's numbers.
@@ -78,6 +84,8 @@ type ToolResult struct {
 	MinHoldLead     *time.Duration `json:"min_hold_lead_ns,omitempty"`
 	MinRotationLead *time.Duration `json:"min_rotation_lead_ns,omitempty"`
 	Exited          string         `json:"exited_early,omitempty"`
+	// Cycle is the first user's whole life (read to the next read).
+	Cycle *Cycle `json:"first_cycle,omitempty"`
 }
 
 // toolSpec is what analyzeTool needs to know of one tool's run.
@@ -114,6 +122,7 @@ func analyzeTool(es []auditEntry, evs []childEvent, expires map[string]time.Time
 		}
 	}
 	t.Rotations = rotations(t.Credentials)
+	t.Cycle = firstCycle(t.Credentials, day, float64(time.Hour)/float64(hour))
 	t.Holds = holds(evs, t.Credentials, s.End)
 	for _, ev := range evs {
 		switch {
@@ -195,7 +204,7 @@ func markdown(r Result) string {
 		w("| %s | %d | %d | %d | %d | **%d** | %s |\n", t.Name, t.Day1.Creds, t.Day1.Renew, t.Day1.Token, t.Day1.Other, t.Day1.Total, ratio(t.Day1.Total, base))
 	}
 	w("\n### Requests per simulated hour and day over the whole run\n\n")
-	w("The run's counts (%.3g simulated days, start and a max-TTL rotation included) divided by its length; the\n", st.RunSeconds/durSeconds(st.SimDay))
+	w("The run's counts (%.3g simulated days, the start included) divided by its length; the\n", st.RunSeconds/durSeconds(st.SimDay))
 	w("requests a tool makes while it stops (aion-exec revokes its lease) are not in them but in the last column.\n\n")
 	w("| tool | creds / h | renew / h | token / h | other / h | total / h | total / day | run total | at exit |\n")
 	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
@@ -222,6 +231,21 @@ func markdown(r Result) string {
 		w("| %s | %d | %d | %d | %d | %s | %s | %s |\n", t.Name, len(t.Credentials), t.ChildStarts, t.Restarts, t.Hups,
 			strings.Join(ren, ", "), lead, expired)
 	}
+	w("\n### One user's life (steady state)\n\n")
+	w("From the read of the first user to the read of the next, that user's renewals, and what that cycle costs\n")
+	w("per simulated day (one read and its renewals, without the start's token lookup and mount listing):\n\n")
+	w("| | lifetime (simulated) | renewals | requests / day |\n| --- | --- | ---: | ---: |\n")
+	for _, t := range r.Tools {
+		if t.Cycle == nil {
+			w("| %s | no rotation in the run | – | – |\n", t.Name)
+			continue
+		}
+		w("| %s | %s | %d | %.1f |\n", t.Name, t.Cycle.SimLifetime, t.Cycle.Renewals, t.Cycle.RequestsPerDay)
+	}
+	w("| aion-exec's rules (docs/leases.md), averaged over the splay, at %s / %s | %s | %.1f | %.1f |\n", st.TTL, st.MaxTTL,
+		r.AionModel.SimLifetime, r.AionModel.Renewals, r.AionModel.RequestsPerDay)
+	w("| the same rules at a real 1 h / 24 h | %s | %.1f | %.1f |\n", r.AionModel1h.SimLifetime, r.AionModel1h.Renewals, r.AionModel1h.RequestsPerDay)
+	w("| docs/leases.md's worked timeline | ≈23h51m | ≈35 | ≈%d |\n", r.DocsPrediction)
 	w("\nRequest paths per tool over the run:\n\n")
 	for _, t := range r.Tools {
 		keys := make([]string, 0, len(t.Paths))
@@ -243,7 +267,54 @@ func markdown(r Result) string {
 		w("\n")
 	}
 	w("\n")
+	caveats(w, r)
 	return b.String()
+}
+
+// caveats is the report's fixed text on what the compression changes,
+// with the run's numbers.
+func caveats(w func(string, ...any), r Result) {
+	st := r.Settings
+	ttl := durSeconds(st.TTL)
+	sc := st.EffectiveScale
+	sim := func(sec float64) string { return simDur(time.Duration(sec*float64(time.Second)), sc) }
+	w("### How it was run, and what time compression changes\n\n")
+	w("- Setup: `bench/leases.sh` (BENCH_LEASE_SCALE=%g, BENCH_LEASE_DAYS=%g). A Vault dev server with\n", st.Scale, st.Days)
+	w("  `-dev-plugin-dir` (Vault's own PostgreSQL plugin), a PostgreSQL cluster of its own, role `app` with the\n")
+	w("  integration tests' creation statement and a DROP ROLE revocation. Each tool has its own token (policy:\n")
+	w("  `database/creds/app` read, `sys/leases/renew` and `sys/leases/revoke` update, token lookup-self/renew-self;\n")
+	w("  no default policy), TTL %s of real time, renewable: it never expires nor needs renewing in a run, so\n", st.TokenTTL)
+	w("  token traffic is what a tool does on its own at start. aion-exec: `AION_DB_SECRET_PATH=database/creds/app`,\n")
+	w("  a `db.env.tmpl` of two variables; consul-template: exec mode, `{{ with secret \"database/creds/app\" }}` into a\n")
+	w("  file of exports that `sh` sources before exec'ing the child, Vault defaults; Vault Agent: `token_file`\n")
+	w("  auto-auth, two `env_template`s, `exec` with `restart_on_secret_changes = \"always\"`. All three restart the\n")
+	w("  child with the new user (aion-exec with `AION_RESTART_ON=env`; by default it would send SIGHUP, which costs\n")
+	w("  Vault the same). The child (`bench/cmd/benchchild`) logs each start with a hash of its variables, matched to\n")
+	w("  the read (raw audit log) that obtained the user; each lease's end is Vault's own `sys/leases/lookup`\n")
+	w("  `expire_time`, polled by root every second (root's requests are not counted).\n")
+	w("- Fractions of the lease scale with it. aion-exec's rules are all fractions (renew at 2/3 less up to a tenth,\n")
+	w("  rotate a tenth before the end less up to a tenth). consul-template and Vault Agent (which embeds\n")
+	w("  consul-template) renew through Vault's `api.LifetimeWatcher`: it renews at once when it starts, which is right\n")
+	w("  after every read (`dependency/vault_read.go`: `Fetch` → `renewSecret` → `fetchSecret`), then sleeps \"2/3 of\n")
+	w("  the current lease duration plus 1/3 of the current grace period\" with a grace of 10–20%% of the lease\n")
+	w("  (`calculateSleepDuration`, `calculateGrace` in `api/lifetime_watcher.go`), and gives the lease up as soon\n")
+	w("  as the lease left, or the lease left after the next sleep, is within the grace; a new user is read at once.\n")
+	w("  So the peers renew a little less often than aion-exec (every 2/3 + 1/30…1/15 of the lease, against\n")
+	w("  aion-exec's 2/3 − 0…1/10), renew once more after every read, and rotate typically right after the first\n")
+	w("  renewal that Vault caps, which can be long before the end; aion-exec renews until Vault caps the lease and\n")
+	w("  reads the next user a tenth of the lease (+ up to a tenth) before the capped end.\n")
+	w("- Absolute times do not scale. Vault Agent's exec server restarts the child 2 s after a change\n")
+	w("  (`command/agent/exec/exec.go`: `debounceTimer = time.AfterFunc(2*time.Second, ...)`): %s simulated\n", sim(2))
+	w("  here. At a real 1 h TTL it is nothing next to a grace of minutes; at %g× it can take the child's restart\n", sc)
+	w("  past the old lease's end, so an expired user under Vault Agent here is an artifact of the compression,\n")
+	w("  unless its lead (above) is larger than 2 s. Vault Agent also starts its child 2 s late once (the same timer).\n")
+	w("- Vault grants leases in whole seconds: a capped renewal grants the remainder rounded down, so the last lease\n")
+	w("  ends up to 1 s (%s simulated) before the nominal max TTL. consul-template waits at least 100 ms\n", sim(1))
+	w("  between updates of a dependency (`watch/view.go`, `minDelayBetweenUpdates`): %s simulated, negligible.\n", sim(0.1))
+	w("  A %.0f s lease against millisecond request latencies leaves the fractions above intact.\n", ttl)
+	w("- One run: the splays are random, so a tool's renewals per user vary by about one between runs.\n")
+	w("- aion-exec revokes its lease when it stops (`AION_REVOKE_ON_EXIT`, one request, outside the counts); the\n")
+	w("  peers leave their users to their TTL.\n\n")
 }
 
 func durSeconds(s string) float64 {
