@@ -175,6 +175,9 @@ func simDur(d time.Duration, scale float64) string {
 		neg, s = "-", -s
 	}
 	h, m := int(s/time.Hour), int(s%time.Hour/time.Minute)
+	if h == 0 && m < 10 {
+		return fmt.Sprintf("%s%dm%02ds", neg, m, int(s%time.Minute/time.Second))
+	}
 	return fmt.Sprintf("%s%dh%02dm", neg, h, m)
 }
 
@@ -246,6 +249,7 @@ func markdown(r Result) string {
 		r.AionModel.SimLifetime, r.AionModel.Renewals, r.AionModel.RequestsPerDay)
 	w("| the same rules at a real 1 h / 24 h | %s | %.1f | %.1f |\n", r.AionModel1h.SimLifetime, r.AionModel1h.Renewals, r.AionModel1h.RequestsPerDay)
 	w("| docs/leases.md's worked timeline | ≈23h51m | ≈35 | ≈%d |\n", r.DocsPrediction)
+	reading(w, r)
 	w("\nRequest paths per tool over the run:\n\n")
 	for _, t := range r.Tools {
 		keys := make([]string, 0, len(t.Paths))
@@ -269,6 +273,44 @@ func markdown(r Result) string {
 	w("\n")
 	caveats(w, r)
 	return b.String()
+}
+
+// reading says what the tables show about aion-exec's prediction and the
+// children's credentials.
+func reading(w func(string, ...any), r Result) {
+	sc := r.Settings.EffectiveScale
+	w("\n")
+	for _, t := range r.Tools {
+		if t.Name != ToolAion || t.Cycle == nil {
+			continue
+		}
+		w("aion-exec's first user lived %s with %d renewals: %.1f requests a simulated day in steady state, against\n",
+			t.Cycle.SimLifetime, t.Cycle.Renewals, t.Cycle.RequestsPerDay)
+		w("%.1f from its rules averaged over the splay and ≈%d in docs/leases.md. The page's timeline renews every ≈40\n",
+			r.AionModel.RequestsPerDay, r.DocsPrediction)
+		w("min; the rules it states also move every deadline earlier by up to a tenth of the lease (6 min), so a renewal\n")
+		w("comes every ≈37 min on average and a user gets ≈%.0f renewals, not ≈35.\n\n", r.AionModel1h.Renewals)
+	}
+	for _, t := range r.Tools {
+		var worst *Hold
+		for i, h := range t.Holds {
+			if h.Expired && (worst == nil || h.Lead < worst.Lead) {
+				worst = &t.Holds[i]
+			}
+		}
+		switch {
+		case worst != nil:
+			w("- %s: a child ran on user %s for %.2f s (%s simulated) after its lease had ended.\n", t.Name, worst.User,
+				-worst.Lead.Seconds(), simDur(-worst.Lead, sc))
+		case t.ExpiredHeld:
+			w("- %s: a child started with a credential that no read of its token explains.\n", t.Name)
+		case t.MinHoldLead != nil:
+			w("- %s: every child had its next user %.2f s (%s simulated) or more before the old lease ended.\n", t.Name,
+				t.MinHoldLead.Seconds(), simDur(*t.MinHoldLead, sc))
+		default:
+			w("- %s: no rotation reached the child in the run; it never ran on an expired user.\n", t.Name)
+		}
+	}
 }
 
 // caveats is the report's fixed text on what the compression changes,
@@ -306,8 +348,8 @@ func caveats(w func(string, ...any), r Result) {
 	w("- Absolute times do not scale. Vault Agent's exec server restarts the child 2 s after a change\n")
 	w("  (`command/agent/exec/exec.go`: `debounceTimer = time.AfterFunc(2*time.Second, ...)`): %s simulated\n", sim(2))
 	w("  here. At a real 1 h TTL it is nothing next to a grace of minutes; at %g× it can take the child's restart\n", sc)
-	w("  past the old lease's end, so an expired user under Vault Agent here is an artifact of the compression,\n")
-	w("  unless its lead (above) is larger than 2 s. Vault Agent also starts its child 2 s late once (the same timer).\n")
+	w("  past the old lease's end: a child of Vault Agent on an expired user for less than 2 s here is an artifact\n")
+	w("  of the compression. Vault Agent also starts its first child 2 s late (the same timer).\n")
 	w("- Vault grants leases in whole seconds: a capped renewal grants the remainder rounded down, so the last lease\n")
 	w("  ends up to 1 s (%s simulated) before the nominal max TTL. consul-template waits at least 100 ms\n", sim(1))
 	w("  between updates of a dependency (`watch/view.go`, `minDelayBetweenUpdates`): %s simulated, negligible.\n", sim(0.1))
