@@ -51,7 +51,17 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop "$bench_pid" 40 TERM
+	# The tools' process groups, which aionleases records as it starts
+	# them: gone already unless it was killed before it could stop them.
+	if [ -f "$work/pgids" ]; then
+		while read -r g; do [ -n "$g" ] && kill -KILL -- "-$g" 2>/dev/null || true; done <"$work/pgids"
+	fi
+	# Vault's database plugin runs as Vault's child; a Vault that does not
+	# stop it on its way out leaves it to init, so its pids are taken first.
+	plugin_pids=""
+	[ -n "$vault_pid" ] && plugin_pids=$(pgrep -P "$vault_pid" 2>/dev/null || true)
 	stop "$vault_pid" 10 TERM
+	for p in $plugin_pids; do kill -KILL "$p" 2>/dev/null || true; done
 	# SIGINT is PostgreSQL's fast shutdown; SIGKILL of the postmaster would
 	# leave its backends, so they are looked for by the data directory's
 	# lock file afterwards.
@@ -131,7 +141,7 @@ done
 vault_version=$("$vault" version | head -1 | awk '{print $2}' | tr -d ,)
 log "Vault $vault_version on $VAULT_ADDR"
 
-aion_version="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+aion_version="$(git -C "$root" log -1 --format=%h -- . ":!bench" 2>/dev/null || echo unknown)"
 git -C "$root" diff --quiet HEAD -- . ':!bench' 2>/dev/null || aion_version="$aion_version+dirty"
 ct_version=$("$ct" -version 2>&1 | head -1 | awk '{print $2}')
 "$work/bin/aionleases" \

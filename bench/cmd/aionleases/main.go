@@ -189,6 +189,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		procs = append(procs, p)
+		// For leases.sh's cleanup, should this process be killed before
+		// it could stop the tools: their process groups.
+		if err := appendLine(filepath.Join(c.work, "pgids"), strconv.Itoa(p.cmd.Process.Pid)); err != nil {
+			return err
+		}
 	}
 	logf("the three tools run; measuring for %s", runFor)
 
@@ -206,6 +211,11 @@ wait:
 	for {
 		select {
 		case <-ctx.Done():
+			var swg sync.WaitGroup
+			for _, p := range procs {
+				swg.Go(func() { p.stop(5 * time.Second) })
+			}
+			swg.Wait()
 			return ctx.Err()
 		case <-deadline.C:
 			break wait
@@ -320,6 +330,18 @@ func (p *proc) kill() {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
 	}
+}
+
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(f, line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func loadAvg() float64 {

@@ -175,7 +175,7 @@ func simDur(d time.Duration, scale float64) string {
 		neg, s = "-", -s
 	}
 	h, m := int(s/time.Hour), int(s%time.Hour/time.Minute)
-	if h == 0 && m < 10 {
+	if h == 0 {
 		return fmt.Sprintf("%s%dm%02ds", neg, m, int(s%time.Minute/time.Second))
 	}
 	return fmt.Sprintf("%s%dh%02dm", neg, h, m)
@@ -216,7 +216,7 @@ func markdown(r Result) string {
 			t.PerHour.Other, t.PerHour.Total, t.PerDay.Total, t.Run.Total, t.Exit.Total, exitPaths(t))
 	}
 	w("\n### The child and its credentials\n\n")
-	w("| tool | users read | child starts | restarts | SIGHUPs | renewals per user | earliest rotation before the old lease ended | child ever ran on an expired user |\n")
+	w("| tool | users read | child starts | restarts | SIGHUPs | renewals per user | least time between the child's new user and the old lease's end | child ever ran on an expired user |\n")
 	w("| --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
 	for _, t := range r.Tools {
 		var ren []string
