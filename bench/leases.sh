@@ -21,6 +21,10 @@
 # lease re-reads a new token would force (docs/leases.md) stay out of the
 # numbers; whatever token requests a tool makes on its own are counted.
 #
+# Writes $BENCH_OUT/leases.json (every number, per tool) and leases.md (a
+# section for BENCHMARKS.md); `go run ./cmd/aionleases render leases.json DIR`
+# (in bench/) writes leases.md again from the JSON of a run.
+#
 # Builds aion-exec from this checkout; Vault and its database plugin
 # (integration/build-vault.sh) and consul-template
 # (bench/build-consul-template.sh) are built once and cached outside the repo.

@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +42,15 @@ func main() {
 		}
 		fmt.Println(l.Addr().(*net.TCPAddr).Port)
 		l.Close()
+		return
+	}
+	if len(os.Args) == 4 && os.Args[1] == "render" {
+		// aionleases render leases.json DIR: leases.md again from the
+		// numbers of a run.
+		if err := render(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "aionleases:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -330,6 +340,18 @@ func (p *proc) kill() {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
 	}
+}
+
+func render(jsonPath, dir string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "leases.md"), []byte(markdown(r)), 0o644)
 }
 
 func appendLine(path, line string) error {

@@ -190,8 +190,12 @@ func markdown(r Result) string {
 	w("PostgreSQL) rendered into a child's environment by the three tools at once, each with a token of its\n")
 	w("own; every request counted from Vault's file audit device. Time is compressed %g×: the role's\n", st.EffectiveScale)
 	w("`default_ttl` is %s (1 h) and `max_ttl` %s (24 h); the run lasted %.0f s = %.3g simulated days.\n", st.TTL, st.MaxTTL, st.RunSeconds, st.RunSeconds/durSeconds(st.SimDay))
-	w("Versions: %s. Machine: %d CPUs, %s, load average %.2f at the start and %.2f at the end (a shared machine).\n\n",
+	w("Versions: %s. Machine: %d CPUs, %s, 1-minute load average %.2f at the start and %.2f at the end (a shared machine",
 		versions(st.Versions), m.CPUs, m.GoVersion, m.LoadStart, m.LoadEnd)
+	if m.LoadStart > 2*float64(m.CPUs) && m.LoadEnd < float64(m.CPUs) {
+		w("; the start's figure is the tail of the work that ran before this run, which ran alone")
+	}
+	w(").\n\n")
 
 	w("### Requests per simulated day\n\n")
 	w("The first simulated day from each tool's start (its start included, as in docs/leases.md's timeline):\n\n")
@@ -350,13 +354,31 @@ func caveats(w func(string, ...any), r Result) {
 	w("  here. At a real 1 h TTL it is nothing next to a grace of minutes; at %g× it can take the child's restart\n", sc)
 	w("  past the old lease's end: a child of Vault Agent on an expired user for less than 2 s here is an artifact\n")
 	w("  of the compression. Vault Agent also starts its first child 2 s late (the same timer).\n")
-	w("- Vault grants leases in whole seconds: a capped renewal grants the remainder rounded down, so the last lease\n")
-	w("  ends up to 1 s (%s simulated) before the nominal max TTL. consul-template waits at least 100 ms\n", sim(1))
+	w("- Vault reckons leases in whole seconds: the capped last lease of a user ended %s off its read plus the max\n", maxTTLOffsets(r))
+	w("  TTL in this run, up to ±1 s (±%s simulated) at any scale. consul-template waits at least 100 ms\n", sim(1))
 	w("  between updates of a dependency (`watch/view.go`, `minDelayBetweenUpdates`): %s simulated, negligible.\n", sim(0.1))
 	w("  A %.0f s lease against millisecond request latencies leaves the fractions above intact.\n", ttl)
 	w("- One run: the splays are random, so a tool's renewals per user vary by about one between runs.\n")
 	w("- aion-exec revokes its lease when it stops (`AION_REVOKE_ON_EXIT`, one request, outside the counts); the\n")
 	w("  peers leave their users to their TTL.\n\n")
+}
+
+// maxTTLOffsets lists, per tool, how far Vault's end of the first user's
+// lease was from its read plus the max TTL.
+func maxTTLOffsets(r Result) string {
+	maxTTL := time.Duration(durSeconds(r.Settings.MaxTTL) * float64(time.Second))
+	var parts []string
+	for _, t := range r.Tools {
+		if len(t.Credentials) < 2 || t.Credentials[0].ExpiresFrom != "vault" {
+			continue
+		}
+		c := t.Credentials[0]
+		parts = append(parts, fmt.Sprintf("%+.2f s (%s)", c.Expires.Sub(c.Read.Add(maxTTL)).Seconds(), t.Name))
+	}
+	if len(parts) == 0 {
+		return "(no user reached it)"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func durSeconds(s string) float64 {
