@@ -182,8 +182,8 @@ func count(es []event, kind string, after time.Time) int {
 
 // procStat is what /proc says of one process.
 type procStat struct {
-	RSSKiB, HWMKiB int
-	CPUTicks       int64 // utime+stime
+	RSSKiB, HWMKiB, AnonKiB int
+	CPUTicks                int64 // utime+stime
 }
 
 // readProc reads VmRSS and VmHWM from /proc/PID/status and utime+stime
@@ -206,6 +206,8 @@ func readProc(pid int) (procStat, error) {
 			p.RSSKiB = n
 		case "VmHWM":
 			p.HWMKiB = n
+		case "RssAnon":
+			p.AnonKiB = n
 		}
 	}
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -234,6 +236,23 @@ func cpuTicks(stat []byte) (int64, error) {
 		return 0, fmt.Errorf("bad stat times")
 	}
 	return u + s, nil
+}
+
+// pssKiB is the proportional set size of pid (/proc/PID/smaps_rollup):
+// pages shared by many processes, such as the text of one binary run 500
+// times, count once in the sum over all of them, unlike VmRSS.
+func pssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }
 
 // clkTck is USER_HZ, 100 on every Linux this runs on.

@@ -31,8 +31,8 @@ func TestParseEvents(t *testing.T) {
 }
 
 func TestParseAudit(t *testing.T) {
-	log := `{"auth":{"display_name":"token-fleet-0007"},"request":{"operation":"read","path":"secret/data/fleet/s001"},"time":"2026-01-02T03:04:05.5Z","type":"request"}
-{"auth":{"display_name":"token-fleet-0007"},"request":{"operation":"read","path":"secret/data/fleet/s001"},"response":{},"time":"2026-01-02T03:04:05.6Z","type":"response"}
+	log := `{"auth":{"display_name":"token-fleet-0007"},"request":{"id":"a","operation":"read","path":"secret/data/fleet/s001"},"time":"2026-01-02T03:04:05.5Z","type":"request"}
+{"auth":{"display_name":"token-fleet-0007"},"request":{"id":"a","operation":"read","path":"secret/data/fleet/s001"},"response":{},"time":"2026-01-02T03:04:05.6Z","type":"response"}
 not json
 `
 	rs, err := parseAudit(strings.NewReader(log))
@@ -41,6 +41,9 @@ not json
 	}
 	if rs[0].Who != "fleet-0007" || rs[0].Op != "read" || pathClass(rs[0].Path) != "secret/data/fleet/*" {
 		t.Fatalf("entry = %+v", rs[0])
+	}
+	if d := rs[0].Answered.Sub(rs[0].At); d.Milliseconds() != 100 {
+		t.Fatalf("answered after %s, want 100ms", d)
 	}
 }
 

@@ -417,7 +417,7 @@ func (f *fleet) sampleRSS() rssSample {
 	var s rssSample
 	s.At = time.Now()
 	evs := f.allEvents()
-	var per, hwm []float64
+	var per, hwm, anon []float64
 	for _, in := range f.alive() {
 		p, err := readProc(in.cmd.Process.Pid)
 		if err != nil {
@@ -425,7 +425,10 @@ func (f *fleet) sampleRSS() rssSample {
 		}
 		per = append(per, float64(p.RSSKiB))
 		hwm = append(hwm, float64(p.HWMKiB))
+		anon = append(anon, float64(p.AnonKiB))
 		s.AionTotalKiB += p.RSSKiB
+		s.AionAnonTotalKiB += p.AnonKiB
+		s.AionPssTotalKiB += pssKiB(in.cmd.Process.Pid)
 	}
 	var ch []float64
 	for k := range f.insts {
@@ -433,10 +436,11 @@ func (f *fleet) sampleRSS() rssSample {
 			if p, err := readProc(pid); err == nil {
 				ch = append(ch, float64(p.RSSKiB))
 				s.ChildTotalKiB += p.RSSKiB
+				s.ChildPssTotalKiB += pssKiB(pid)
 			}
 		}
 	}
-	s.AionPerInstanceKiB, s.AionHWMKiB, s.ChildPerInstanceKiB = stats(per), stats(hwm), stats(ch)
+	s.AionPerInstanceKiB, s.AionHWMKiB, s.AionAnonKiB, s.ChildPerInstanceKiB = stats(per), stats(hwm), stats(anon), stats(ch)
 	if p, err := readProc(f.vault.pid()); err == nil {
 		s.VaultKiB, s.VaultHWMKiB = p.RSSKiB, p.HWMKiB
 	}
@@ -670,12 +674,16 @@ func (f *fleet) analyzeAudit(reqs []auditRequest) {
 		}
 	}
 	sw.ByPath = byPath
+	var secs []float64
 	for i, c := range series {
 		at := t0.Add(time.Duration(i) * time.Second)
-		if !at.Before(sw.From) && !at.Add(time.Second).After(sw.To) && c > sw.BusiestSecond {
-			sw.BusiestSecond = c
+		if !at.Before(sw.From) && !at.Add(time.Second).After(sw.To) {
+			secs = append(secs, float64(c))
+			sw.BusiestSecond = max(sw.BusiestSecond, c)
 		}
 	}
+	sw.PerSecond = stats(secs)
+	sw.LatencyMs = latencies(reqs, func(r auditRequest) bool { return !r.At.Before(sw.From) && r.At.Before(sw.To) })
 	if sw.WindowS > 0 {
 		sw.Rate = float64(sw.Requests) / sw.WindowS
 	}
@@ -703,6 +711,27 @@ func (f *fleet) analyzeAudit(reqs []auditRequest) {
 		}
 	}
 	o.InstancesReadingAgain = len(recovered)
+	// When each instance's first request after the recovery came: a
+	// fleet spread by its backoff would come evenly over an interval.
+	firstOf := map[string]time.Time{}
+	for _, r := range fleetReqs {
+		if !r.At.Before(o.FirstRequestAt) {
+			if t, ok := firstOf[r.Who]; !ok || r.At.Before(t) {
+				firstOf[r.Who] = r.At
+			}
+		}
+	}
+	o.FirstRequestBySecond = make([]int, int(f.interval.Seconds())+1)
+	for _, t := range firstOf {
+		k := min(int(t.Sub(o.FirstRequestAt)/time.Second), len(o.FirstRequestBySecond)-1)
+		o.FirstRequestBySecond[k]++
+	}
+	for k := range 3 {
+		from := o.FirstRequestAt.Add(time.Duration(k) * time.Second)
+		o.LatencyMsBySecond = append(o.LatencyMsBySecond, latencies(reqs, func(r auditRequest) bool {
+			return !r.At.Before(from) && r.At.Before(from.Add(time.Second))
+		}))
+	}
 	o.FirstSecond = o.AfterSeries[0]
 	for i, c := range o.AfterSeries {
 		if c > o.MaxSecond {
@@ -718,6 +747,18 @@ func (f *fleet) analyzeAudit(reqs []auditRequest) {
 	o.UnavailableS = o.FirstRequestAt.Sub(o.StopAt).Seconds()
 	logf("recovery: first second %d requests (%.2f× the nominal %.0f/s, %.2f× the measured %.1f/s); busiest second of 30: %d (+%d s); %d instances read again",
 		o.FirstSecond, o.RatioNominal, nominal, o.RatioMeasured, sw.Rate, o.MaxSecond, o.MaxSecondIndex, o.InstancesReadingAgain)
+}
+
+// latencies is Vault's time from request to response (both audit
+// entries) of the fleet's requests that keep selects.
+func latencies(reqs []auditRequest, keep func(auditRequest) bool) Stats {
+	var xs []float64
+	for _, r := range reqs {
+		if strings.HasPrefix(r.Who, "fleet-") && !r.Answered.IsZero() && keep(r) {
+			xs = append(xs, ms(r.Answered.Sub(r.At)))
+		}
+	}
+	return stats(xs)
 }
 
 // pathClass folds the per-secret part of a path.

@@ -92,6 +92,8 @@ type Steady struct {
 	Rate              float64        `json:"requests_per_s"`
 	NominalRate       float64        `json:"nominal_requests_per_s"` // instances × secrets / interval
 	BusiestSecond     int            `json:"busiest_second"`         // of the window, whole seconds
+	PerSecond         Stats          `json:"per_second"`             // requests in each whole second of the window
+	LatencyMs         Stats          `json:"vault_latency_ms"`       // request → response, audit log
 	ByPath            map[string]int `json:"by_path"`
 	VaultCPUPct       float64        `json:"vault_cpu_pct_of_core"`
 	AionCPUPct        float64        `json:"aion_exec_cpu_pct_of_core"` // all instances together
@@ -106,6 +108,10 @@ type rssSample struct {
 	AionPerInstanceKiB  Stats     `json:"aion_exec_per_instance_kib"`
 	AionHWMKiB          Stats     `json:"aion_exec_vmhwm_kib"`
 	AionTotalKiB        int       `json:"aion_exec_total_kib"`
+	AionAnonKiB         Stats     `json:"aion_exec_rss_anon_kib"`
+	AionAnonTotalKiB    int       `json:"aion_exec_rss_anon_total_kib"`
+	AionPssTotalKiB     int       `json:"aion_exec_pss_total_kib"`
+	ChildPssTotalKiB    int       `json:"children_pss_total_kib"`
 	ChildPerInstanceKiB Stats     `json:"child_per_instance_kib"`
 	ChildTotalKiB       int       `json:"children_total_kib"`
 	VaultKiB            int       `json:"vault_kib"`
@@ -152,7 +158,12 @@ type Outage struct {
 	MaxSecondIndex        int     `json:"busiest_second_index"`
 	MaxRatioNominal       float64 `json:"busiest_ratio_to_nominal"`
 	InstancesReadingAgain int     `json:"instances_reading_again"`
-	VaultCPUPctAfter      float64 `json:"vault_cpu_pct_first_30s"`
+	// FirstRequestBySecond counts instances by the second (after the first
+	// request served) of their own first request; the last bin holds the
+	// rest.
+	FirstRequestBySecond []int   `json:"instances_by_second_of_first_request"`
+	LatencyMsBySecond    []Stats `json:"vault_latency_ms_by_second"`
+	VaultCPUPctAfter     float64 `json:"vault_cpu_pct_first_30s"`
 }
 
 // Integrity is what must not have happened.
@@ -318,12 +329,16 @@ func markdown(r *Results) string {
 		s.Instances, r.Start.SpreadS, r.Start.LaunchLoopMs, r.Start.LaunchToChildMs.Median, r.Start.LaunchToChildMs.P90, r.Start.LaunchToChildMs.Max)
 	w("| steady Vault requests (%.0f s window) | %.1f/s (nominal %d × %d / %.0f s = %.0f/s; the jitter shortens intervals by 5%% on average) |\n",
 		st.WindowS, st.Rate, s.Instances, s.Secrets, s.IntervalS, st.NominalRate)
-	w("| busiest whole second of the steady window | %d requests (%.2f× nominal): a fleet started together polls in step, the 10%% jitter spreads it slowly |\n", st.BusiestSecond, float64(st.BusiestSecond)/st.NominalRate)
+	w("| requests per whole second in the steady window | median %.0f, p90 %.0f, busiest %d (%.2f× nominal): a fleet started together polls in step, and the 10%% downward jitter spreads it only slowly |\n",
+		st.PerSecond.Median, st.PerSecond.P90, st.BusiestSecond, float64(st.BusiestSecond)/st.NominalRate)
+	w("| Vault request → response (audit), steady | median %.1f ms, p99 %.0f ms, max %.0f ms |\n", st.LatencyMs.Median, st.LatencyMs.P99, st.LatencyMs.Max)
 	w("| Vault CPU, steady | %.1f%% of one core (utime+stime) |\n", st.VaultCPUPct)
 	w("| all aion-exec CPU, steady | %.1f%% of one core together (%.3f%% each) |\n", st.AionCPUPct, st.AionCPUPct/float64(max(1, s.Instances)))
 	w("| aion-exec VmRSS per instance, steady | median %.1f MiB, p90 %.1f MiB, max %.1f MiB (VmHWM max %.1f MiB) |\n",
 		mib(rss.AionPerInstanceKiB.Median), mib(rss.AionPerInstanceKiB.P90), mib(rss.AionPerInstanceKiB.Max), mib(rss.AionHWMKiB.Max))
-	w("| aion-exec VmRSS, all %d together | %.0f MiB (children: %.0f MiB) |\n", rss.AionPerInstanceKiB.N, mib(float64(rss.AionTotalKiB)), mib(float64(rss.ChildTotalKiB)))
+	w("| aion-exec memory, all %d together | VmRSS %.0f MiB (sum; counts the shared text of the binary %d times), RssAnon %.0f MiB, PSS %.0f MiB; children: VmRSS %.0f MiB, PSS %.0f MiB |\n",
+		rss.AionPerInstanceKiB.N, mib(float64(rss.AionTotalKiB)), rss.AionPerInstanceKiB.N, mib(float64(rss.AionAnonTotalKiB)), mib(float64(rss.AionPssTotalKiB)),
+		mib(float64(rss.ChildTotalKiB)), mib(float64(rss.ChildPssTotalKiB)))
 	w("| aion-exec VmRSS at the end (after the outage) | median %.1f MiB, max %.1f MiB, total %.0f MiB |\n",
 		mib(r.EndRSS.AionPerInstanceKiB.Median), mib(r.EndRSS.AionPerInstanceKiB.Max), mib(float64(r.EndRSS.AionTotalKiB)))
 	w("| Vault VmRSS | %.0f MiB steady (VmHWM %.0f MiB); %.0f MiB after the restart |\n", mib(float64(rss.VaultKiB)), mib(float64(rss.VaultHWMKiB)), mib(float64(r.EndRSS.VaultKiB)))
@@ -339,6 +354,13 @@ func markdown(r *Results) string {
 	w("| outage | SIGTERM → exited %.1f s; down %.1f s; start → listening %.2f s → unsealed and active %.2f s |\n",
 		o.DownAt.Sub(o.StopAt).Seconds(), o.DownS, o.ListenAt.Sub(o.StartAt).Seconds(), o.ActiveAt.Sub(o.StartAt).Seconds())
 	w("| requests per second after recovery (from the first one served) | %s |\n", joinInts(o.AfterSeries, 15))
+	w("| instances by the second of their own first request after recovery | %s (the last bin: %d s or later) |\n", joinInts(o.FirstRequestBySecond, 20), len(o.FirstRequestBySecond)-1)
+	for k, l := range o.LatencyMsBySecond {
+		if l.N == 0 {
+			continue
+		}
+		w("| Vault request → response in second %d after recovery | median %.1f ms, p99 %.0f ms, max %.0f ms |\n", k, l.Median, l.P99, l.Max)
+	}
 	w("| Vault CPU, first %.0f s after its start | %.1f%% of one core |\n", 3*s.IntervalS, o.VaultCPUPctAfter)
 	w("| instances logging `vault read failed` / `recovered` | %d / %d |\n", r.Logs.InstancesDegraded, r.Logs.InstancesRecovered)
 	w("| stop of the whole fleet (SIGTERM) | %.1f s |\n\n", r.Shutdown.TookS)

@@ -269,16 +269,17 @@ func createToken(ctx context.Context, v *vaultAPI, name string) (string, error) 
 }
 
 // auditRequest is one request entry of the file audit device: when, by
-// whom, what.
+// whom, what, and when its response was logged.
 type auditRequest struct {
-	At   time.Time
-	Who  string // the display name without "token-"
-	Path string
-	Op   string
+	At       time.Time
+	Answered time.Time
+	Who      string // the display name without "token-"
+	Path     string
+	Op       string
 }
 
-// readAudit returns the request entries of the audit log (responses are
-// skipped cheaply before parsing: the log holds hundreds of MB at 500).
+// readAudit returns the request entries of the audit log, with the time of
+// their response.
 func readAudit(path string) ([]auditRequest, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -290,18 +291,15 @@ func readAudit(path string) ([]auditRequest, error) {
 
 func parseAudit(r io.Reader) ([]auditRequest, error) {
 	var out []auditRequest
+	byID := map[string]int{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	reqMark := []byte(`"type":"request"`)
 	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.Contains(line, reqMark) {
-			continue
-		}
 		var e struct {
 			Time    time.Time `json:"time"`
 			Type    string    `json:"type"`
 			Request struct {
+				ID        string `json:"id"`
 				Path      string `json:"path"`
 				Operation string `json:"operation"`
 			} `json:"request"`
@@ -309,10 +307,19 @@ func parseAudit(r io.Reader) ([]auditRequest, error) {
 				DisplayName string `json:"display_name"`
 			} `json:"auth"`
 		}
-		if json.Unmarshal(line, &e) != nil || e.Type != "request" {
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
 			continue
 		}
-		out = append(out, auditRequest{At: e.Time, Who: strings.TrimPrefix(e.Auth.DisplayName, "token-"), Path: e.Request.Path, Op: e.Request.Operation})
+		switch e.Type {
+		case "request":
+			byID[e.Request.ID] = len(out)
+			out = append(out, auditRequest{At: e.Time, Who: strings.TrimPrefix(e.Auth.DisplayName, "token-"), Path: e.Request.Path, Op: e.Request.Operation})
+		case "response":
+			if i, ok := byID[e.Request.ID]; ok {
+				out[i].Answered = e.Time
+				delete(byID, e.Request.ID)
+			}
+		}
 	}
 	return out, sc.Err()
 }
