@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"image/color"
 	"os"
@@ -22,19 +21,6 @@ var (
 	green  = color.RGBA{0x2c, 0xa0, 0x2c, 0xff}
 	orange = color.RGBA{0xff, 0x7f, 0x0e, 0xff}
 )
-
-// chartFile draws the chart from a fleet.json.
-func chartFile(in, out string) error {
-	b, err := os.ReadFile(in)
-	if err != nil {
-		return err
-	}
-	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("parse %s: %w", in, err)
-	}
-	return chart(&r, out)
-}
 
 // chart draws three panels: the fleet's requests per second over the whole
 // run (outage shaded, rotations marked, the steady rate and 3× it), the
@@ -163,6 +149,12 @@ func chart(r *Results, out string) error {
 	}
 	cdf.X.Min, cdf.Y.Min = 0, 0
 	cdf.Y.Max = float64(r.Settings.Instances) * 1.05
+	var yt []plot.Tick
+	for k := range 5 {
+		v := float64(r.Settings.Instances * k / 4)
+		yt = append(yt, plot.Tick{Value: v, Label: fmt.Sprint(int(v))})
+	}
+	cdf.Y.Tick.Marker = plot.ConstantTicks(yt)
 	cdf.Add(plotter.NewGrid())
 	cdf.Legend.Top, cdf.Legend.Left = true, true
 

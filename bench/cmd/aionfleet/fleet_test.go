@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCPUTicks(t *testing.T) {
@@ -57,5 +58,20 @@ func TestStats(t *testing.T) {
 	}
 	if (stats(nil) != Stats{}) {
 		t.Fatal("stats(nil) not zero")
+	}
+}
+
+func TestBusiestWindow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var rs []auditRequest
+	for _, ms := range []int{0, 100, 900, 1050, 1200, 1300, 2500} {
+		rs = append(rs, auditRequest{At: t0.Add(time.Duration(ms) * time.Millisecond)})
+	}
+	// [900, 1900) holds 900, 1050, 1200, 1300.
+	if got := busiestWindow(rs, t0, t0.Add(10*time.Second), time.Second); got != 4 {
+		t.Fatalf("busiestWindow = %d, want 4", got)
+	}
+	if got := busiestWindow(rs, t0.Add(2*time.Second), t0.Add(10*time.Second), time.Second); got != 1 {
+		t.Fatalf("busiestWindow from 2 s = %d, want 1", got)
 	}
 }

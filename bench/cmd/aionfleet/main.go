@@ -35,12 +35,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "chart" {
-		fs := flag.NewFlagSet("chart", flag.ExitOnError)
+	if len(os.Args) > 1 && os.Args[1] == "report" {
+		// Redraws fleet.md and fleet.png from a fleet.json.
+		fs := flag.NewFlagSet("report", flag.ExitOnError)
 		in := fs.String("in", "bench/results/fleet.json", "fleet results")
-		out := fs.String("out", "bench/results/fleet.png", "PNG to write")
+		out := fs.String("out", "bench/results", "directory for fleet.md and fleet.png")
 		_ = fs.Parse(os.Args[2:])
-		if err := chartFile(*in, *out); err != nil {
+		if err := reportFile(*in, *out); err != nil {
 			fmt.Fprintln(os.Stderr, "aionfleet:", err)
 			os.Exit(1)
 		}
@@ -683,6 +684,7 @@ func (f *fleet) analyzeAudit(reqs []auditRequest) {
 		}
 	}
 	sw.PerSecond = stats(secs)
+	sw.BusiestSliding = busiestWindow(fleetReqs, sw.From, sw.To, time.Second)
 	sw.LatencyMs = latencies(reqs, func(r auditRequest) bool { return !r.At.Before(sw.From) && r.At.Before(sw.To) })
 	if sw.WindowS > 0 {
 		sw.Rate = float64(sw.Requests) / sw.WindowS
@@ -738,6 +740,7 @@ func (f *fleet) analyzeAudit(reqs []auditRequest) {
 			o.MaxSecond, o.MaxSecondIndex = c, i
 		}
 	}
+	o.BusiestSliding = busiestWindow(fleetReqs, o.FirstRequestAt, o.FirstRequestAt.Add(after*time.Second), time.Second)
 	o.RatioNominal = float64(o.FirstSecond) / nominal
 	if sw.Rate > 0 {
 		o.RatioMeasured = float64(o.FirstSecond) / sw.Rate
@@ -747,6 +750,26 @@ func (f *fleet) analyzeAudit(reqs []auditRequest) {
 	o.UnavailableS = o.FirstRequestAt.Sub(o.StopAt).Seconds()
 	logf("recovery: first second %d requests (%.2f× the nominal %.0f/s, %.2f× the measured %.1f/s); busiest second of 30: %d (+%d s); %d instances read again",
 		o.FirstSecond, o.RatioNominal, nominal, o.RatioMeasured, sw.Rate, o.MaxSecond, o.MaxSecondIndex, o.InstancesReadingAgain)
+}
+
+// busiestWindow is the most requests in any window of length d that lies
+// in [from, to), wherever it starts.
+func busiestWindow(reqs []auditRequest, from, to time.Time, d time.Duration) int {
+	var ts []time.Time
+	for _, r := range reqs {
+		if !r.At.Before(from) && r.At.Before(to) {
+			ts = append(ts, r.At)
+		}
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	best, lo := 0, 0
+	for hi := range ts {
+		for ts[hi].Sub(ts[lo]) >= d {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
 }
 
 // latencies is Vault's time from request to response (both audit
@@ -811,6 +834,29 @@ func (f *fleet) analyzeLogs() {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func mib(kib float64) float64    { return kib / 1024 }
+
+// writeReport writes fleet.md and fleet.png.
+func writeReport(res *Results, out string) error {
+	if err := os.WriteFile(filepath.Join(out, "fleet.md"), []byte(markdown(res)), 0o644); err != nil {
+		return err
+	}
+	if err := chart(res, filepath.Join(out, "fleet.png")); err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	return nil
+}
+
+func reportFile(in, out string) error {
+	b, err := os.ReadFile(in)
+	if err != nil {
+		return err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("parse %s: %w", in, err)
+	}
+	return writeReport(&r, out)
+}
 
 // version asks the binary, bounded.
 func version(bin string) string {
@@ -877,11 +923,8 @@ func (f *fleet) write(out string) error {
 	if err := os.WriteFile(filepath.Join(out, "fleet.json"), append(j, '\n'), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "fleet.md"), []byte(markdown(res)), 0o644); err != nil {
+	if err := writeReport(res, out); err != nil {
 		return err
-	}
-	if err := chart(res, filepath.Join(out, "fleet.png")); err != nil {
-		return fmt.Errorf("chart: %w", err)
 	}
 	logf("wrote fleet.json, fleet.md and fleet.png to %s", out)
 	for _, v := range res.Verdicts {
