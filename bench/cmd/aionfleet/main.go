@@ -40,8 +40,9 @@ func main() {
 		fs := flag.NewFlagSet("report", flag.ExitOnError)
 		in := fs.String("in", "bench/results/fleet.json", "fleet results")
 		out := fs.String("out", "bench/results", "directory for fleet.md and fleet.png")
+		repeats := fs.String("repeats", "", "fleet.json files of other runs, comma-separated: summarised in fleet.json and fleet.md")
 		_ = fs.Parse(os.Args[2:])
-		if err := reportFile(*in, *out); err != nil {
+		if err := reportFile(*in, *out, *repeats); err != nil {
 			fmt.Fprintln(os.Stderr, "aionfleet:", err)
 			os.Exit(1)
 		}
@@ -846,16 +847,42 @@ func writeReport(res *Results, out string) error {
 	return nil
 }
 
-func reportFile(in, out string) error {
-	b, err := os.ReadFile(in)
+func reportFile(in, out, repeats string) error {
+	r, err := readResults(in)
 	if err != nil {
 		return err
 	}
+	if repeats != "" {
+		r.Repeats = nil
+		for _, p := range strings.Split(repeats, ",") {
+			o, err := readResults(p)
+			if err != nil {
+				return err
+			}
+			r.Repeats = append(r.Repeats, repeatOf(o))
+		}
+		sort.Slice(r.Repeats, func(i, j int) bool { return r.Repeats[i].When.Before(r.Repeats[j].When) })
+		j, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(out, "fleet.json"), append(j, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return writeReport(r, out)
+}
+
+func readResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
 	var r Results
 	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("parse %s: %w", in, err)
+		return nil, fmt.Errorf("parse %s: %w", path, err)
 	}
-	return writeReport(&r, out)
+	return &r, nil
 }
 
 // version asks the binary, bounded.

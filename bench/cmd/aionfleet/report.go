@@ -28,6 +28,39 @@ type Results struct {
 	Series   Series    `json:"series"`
 	Verdicts []Verdict `json:"verdicts"`
 	Errors   []string  `json:"errors,omitempty"`
+	// Repeats are other runs of the same benchmark on the same machine
+	// (aionfleet report -repeats), for the spread between runs.
+	Repeats []Repeat `json:"repeats,omitempty"`
+}
+
+// Repeat is the gist of another run.
+type Repeat struct {
+	When           time.Time `json:"when"`
+	Instances      int       `json:"instances"`
+	FirstSecond    int       `json:"first_second"`
+	RatioNominal   float64   `json:"ratio_to_nominal"`
+	BusiestSliding int       `json:"busiest_sliding_second,omitempty"`
+	SteadyBusiest  int       `json:"steady_busiest_second"`
+	VaultCPUPct    float64   `json:"vault_cpu_pct_of_core"`
+	AionRSSMedian  float64   `json:"aion_exec_rss_median_kib"`
+	MaxHupMs       float64   `json:"max_write_to_hup_ms"`
+	Met            int       `json:"verdicts_met"`
+	Of             int       `json:"verdicts"`
+}
+
+func repeatOf(r *Results) Repeat {
+	p := Repeat{When: r.When, Instances: r.Settings.Instances, FirstSecond: r.Outage.FirstSecond, RatioNominal: r.Outage.RatioNominal,
+		BusiestSliding: r.Outage.BusiestSliding, SteadyBusiest: r.Steady.BusiestSecond, VaultCPUPct: r.Steady.VaultCPUPct,
+		AionRSSMedian: r.Steady.RSS.AionPerInstanceKiB.Median, Of: len(r.Verdicts)}
+	for _, rot := range r.Rotations {
+		p.MaxHupMs = math.Max(p.MaxHupMs, rot.LatencyMs.Max)
+	}
+	for _, v := range r.Verdicts {
+		if v.Met {
+			p.Met++
+		}
+	}
+	return p
 }
 
 func (r *Results) fail(format string, a ...any) {
@@ -368,6 +401,14 @@ func markdown(r *Results) string {
 	w("| instances logging `vault read failed` / `recovered` | %d / %d |\n", r.Logs.InstancesDegraded, r.Logs.InstancesRecovered)
 	w("| stop of the whole fleet (SIGTERM) | %.1f s |\n\n", r.Shutdown.TookS)
 
+	if len(r.Repeats) > 0 {
+		w("Other runs of the same benchmark on this machine (the table above is the last one):\n\n| run | first second after recovery | steady: busiest second | Vault CPU steady | aion-exec RSS median | write → SIGHUP max | targets met |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+		for _, p := range r.Repeats {
+			w("| %s, %d instances | %d = %.2f× | %d | %.1f%% | %.1f MiB | %.2f s | %d of %d |\n", p.When.Format("15:04 UTC"), p.Instances, p.FirstSecond, p.RatioNominal,
+				p.SteadyBusiest, p.VaultCPUPct, mib(p.AionRSSMedian), p.MaxHupMs/1000, p.Met, p.Of)
+		}
+		w("\n")
+	}
 	herd(&b, r)
 	w("How it is measured: requests are the fleet tokens' `request` entries of the file audit device; "+
 		"a rotation is one KV write of fresh values (every field of one secret), and a child's latency is its own `hup` timestamp minus the time the write was sent; "+
@@ -436,7 +477,7 @@ func herd(b *strings.Builder, r *Results) {
 		"What gathers them: a poll's reads go through the Vault SDK's retrying client (aion-exec sets `MaxRetries: 2`, waits of 0.1–1 s times the attempt, "+
 		"`internal/vault/client.go`), so a poll that fails stays open for 0.3–3 s with retries pending, and the next poll's wait is counted from that poll's start; "+
 		"a large part of the fleet is inside such a poll at any moment of the outage, and all of those land in the first second. "+
-		"Vault on the shared %d CPUs was saturated in that second (request → response median %.0f ms, p99 %.0f ms, against %.1f ms steady), which flattened the peak over two seconds. "+
+		"Vault on the shared %d CPUs queued in that second (request → response median %.0f ms, p99 %.0f ms, against %.1f ms steady). "+
 		"After it the backoff has spread the fleet better than the start did: the busiest second from 5 to 30 s after the recovery had %d requests, the steady window's %d.\n\n",
 		s.Instances, r.Start.SpreadS, st.PerSecond.Median, st.BusiestSecond, float64(st.BusiestSecond)/st.NominalRate,
 		o.FirstRequestBySecond[0], n, share, last+1, T, fj, r.Machine.CPUs,
