@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func randomValue() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// envName is the variable that carries field f of secret i: S001_F1, the
+// names benchchild counts.
+func envName(i, f int) string { return fmt.Sprintf("S%03d_F%d", i, f) }
+
+// displayName is instance i's token display name.
+func displayName(i int) string { return fmt.Sprintf("fleet-%04d", i) }
+
+// instance is one aion-exec with its benchchild.
+type instance struct {
+	id     int
+	name   string
+	cmd    *exec.Cmd
+	events string
+	log    string
+	t0     time.Time // just before fork
+	done   chan struct{}
+	err    error
+	exitAt time.Time
+}
+
+func (in *instance) exited() bool {
+	select {
+	case <-in.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeTemplates writes the one env template every instance shares: every
+// field of every secret, as aionbench's aion-exec does.
+func writeTemplates(dir string, secrets int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var t strings.Builder
+	for i := 1; i <= secrets; i++ {
+		for f := 1; f <= fieldsPerSecret; f++ {
+			fmt.Fprintf(&t, "%s={{ .%s.f%d }}\n", envName(i, f), secretName(i), f)
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "fleet.env.tmpl"), []byte(t.String()), 0o600)
+}
+
+// prepare builds instance i's command; it does not start it.
+func (f *fleet) prepare(i int, token string) (*instance, error) {
+	dir := filepath.Join(f.work, "inst", fmt.Sprintf("%04d", i))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	in := &instance{id: i, name: displayName(i), events: filepath.Join(dir, "events"), log: filepath.Join(dir, "aion-exec.log"), done: make(chan struct{})}
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + dir,
+		"BENCH_EVENTS=" + in.events,
+		"AION_VAULT_ADDR=" + f.vault.api.addr,
+		"AION_VAULT_TOKEN=" + token,
+		"AION_TEMPLATES_DIR=" + f.templates,
+		"AION_RENDER_DIR=" + filepath.Join(dir, "render"),
+		"AION_POLL_INTERVAL=" + f.interval.String(),
+		"AION_LOG_LEVEL=info",
+		"AION_STARTUP_TIMEOUT=" + f.startupTimeout.String(),
+	}
+	for s := 1; s <= f.secrets; s++ {
+		env = append(env, fmt.Sprintf("AION_%s_SECRET_PATH=fleet/%s", strings.ToUpper(secretName(s)), secretName(s)))
+	}
+	cmd := exec.Command(f.aion, "--", f.child)
+	cmd.Env, cmd.Dir = env, dir
+	// A group of its own, so that cleanup can kill whatever it left behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	in.cmd = cmd
+	return in, nil
+}
+
+// start forks the instance and returns at once.
+func (in *instance) start() error {
+	lf, err := os.Create(in.log)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	in.cmd.Stdout, in.cmd.Stderr = lf, lf
+	in.t0 = time.Now()
+	if err := in.cmd.Start(); err != nil {
+		return err
+	}
+	go func() {
+		in.err = in.cmd.Wait()
+		in.exitAt = time.Now()
+		close(in.done)
+	}()
+	return nil
+}
+
+// event is one line the child wrote.
+type event struct {
+	Kind  string // start, hup, term
+	PID   int
+	At    time.Time
+	NVars int
+}
+
+func readEvents(path string) []event {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return parseEvents(b)
+}
+
+func parseEvents(b []byte) []event {
+	var out []event
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 3 {
+			continue // a line being written
+		}
+		pid, _ := strconv.Atoi(fs[1])
+		ns, err := strconv.ParseInt(fs[2], 10, 64)
+		if err != nil {
+			continue
+		}
+		e := event{Kind: fs[0], PID: pid, At: time.Unix(0, ns)}
+		if e.Kind == "start" && len(fs) >= 4 {
+			e.NVars, _ = strconv.Atoi(fs[3])
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// allEvents reads every instance's events, concurrently (hundreds of small
+// files).
+func (f *fleet) allEvents() [][]event {
+	out := make([][]event, len(f.insts))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for k, in := range f.insts {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[k] = readEvents(in.events)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func count(es []event, kind string, after time.Time) int {
+	n := 0
+	for _, e := range es {
+		if e.Kind == kind && !e.At.Before(after) {
+			n++
+		}
+	}
+	return n
+}
+
+// procStat is what /proc says of one process.
+type procStat struct {
+	RSSKiB, HWMKiB, AnonKiB int
+	CPUTicks                int64 // utime+stime
+}
+
+// readProc reads VmRSS and VmHWM from /proc/PID/status and utime+stime
+// from /proc/PID/stat.
+func readProc(pid int) (procStat, error) {
+	var p procStat
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return p, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmRSS":
+			p.RSSKiB = n
+		case "VmHWM":
+			p.HWMKiB = n
+		case "RssAnon":
+			p.AnonKiB = n
+		}
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return p, err
+	}
+	p.CPUTicks, err = cpuTicks(st)
+	return p, err
+}
+
+// cpuTicks is utime+stime (fields 14 and 15) of a /proc/PID/stat line; the
+// command name, in parentheses, may hold spaces.
+func cpuTicks(stat []byte) (int64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad stat line")
+	}
+	fs := strings.Fields(string(stat[i+1:]))
+	// fs[0] is field 3 (state): utime is field 14, stime 15.
+	if len(fs) < 13 {
+		return 0, fmt.Errorf("short stat line")
+	}
+	u, err1 := strconv.ParseInt(fs[11], 10, 64)
+	s, err2 := strconv.ParseInt(fs[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad stat times")
+	}
+	return u + s, nil
+}
+
+// pssKiB is the proportional set size of pid (/proc/PID/smaps_rollup):
+// pages shared by many processes, such as the text of one binary run 500
+// times, count once in the sum over all of them, unlike VmRSS.
+func pssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// clkTck is USER_HZ, 100 on every Linux this runs on.
+const clkTck = 100
+
+// isExe checks /proc so that a recycled PID is never killed.
+func isExe(pid int, bin string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	argv0, _, _ := bytes.Cut(b, []byte{0})
+	return string(argv0) == bin
+}
+
+// childPID is the PID of the instance's child (its start line), or 0.
+func childPID(es []event) int {
+	for _, e := range es {
+		if e.Kind == "start" {
+			return e.PID
+		}
+	}
+	return 0
+}
