@@ -365,7 +365,7 @@ func markdown(r *Results) string {
 		s.Instances, r.Start.SpreadS, r.Start.LaunchLoopMs, r.Start.LaunchToChildMs.Median, r.Start.LaunchToChildMs.P90, r.Start.LaunchToChildMs.Max)
 	w("| steady Vault requests (%.0f s window) | %.1f/s (nominal %d × %d / %.0f s = %.0f/s; the jitter shortens intervals by 5%% on average) |\n",
 		st.WindowS, st.Rate, s.Instances, s.Secrets, s.IntervalS, st.NominalRate)
-	w("| requests per whole second in the steady window | median %.0f, p90 %.0f, busiest %d (%.2f× nominal); busiest 1 s anywhere in it %d (%.2f×): a fleet started together polls in step, and the 10%% downward jitter spreads it only slowly |\n",
+	w("| requests per whole second in the steady window | median %.0f, p90 %.0f, busiest %d (%.2f× nominal); busiest 1 s anywhere in it %d (%.2f×) |\n",
 		st.PerSecond.Median, st.PerSecond.P90, st.BusiestSecond, float64(st.BusiestSecond)/st.NominalRate, st.BusiestSliding, float64(st.BusiestSliding)/st.NominalRate)
 	w("| Vault request → response (audit), steady | median %.1f ms, p99 %.0f ms, max %.0f ms |\n", st.LatencyMs.Median, st.LatencyMs.P99, st.LatencyMs.Max)
 	w("| Vault CPU, steady | %.1f%% of one core (utime+stime) |\n", st.VaultCPUPct)
@@ -470,16 +470,13 @@ func herd(b *strings.Builder, r *Results) {
 	// a given second with probability (1 - 1/(2T))/(T/2).
 	T := s.IntervalS
 	fj := (1 - 1/(2*T)) / (T / 2) * 100
-	w("Reading the recovery. The steady window is itself lumpy: the %d instances started within %.1f s of each other and still poll in step "+
-		"(each poll comes 0–10%% early, so phases drift apart slowly), so its whole seconds had a median of %.0f requests and a busiest of %d (%.2f× the nominal rate). "+
+	w("Reading the recovery. The steady window's whole seconds had a median of %.0f requests and a busiest of %d (%.2f× the nominal rate); "+
+		"the %d instances had started within %.1f s of each other. "+
 		"After the outage, %d of %d instances (%.0f%%) sent their first request in the first second Vault served again, and all of them within %d s; "+
 		"waits drawn by full jitter up to the %.0f s cap alone would put about %.0f%% of the fleet in any one second and spread the rest over the whole interval. "+
-		"What gathers them: a poll's reads go through the Vault SDK's retrying client (aion-exec sets `MaxRetries: 2`, waits of 0.1–1 s times the attempt, "+
-		"`internal/vault/client.go`), so a poll that fails stays open for 0.3–3 s with retries pending, and the next poll's wait is counted from that poll's start; "+
-		"a large part of the fleet is inside such a poll at any moment of the outage, and all of those land in the first second. "+
-		"Vault on the shared %d CPUs queued in that second (request → response median %.0f ms, p99 %.0f ms, against %.1f ms steady). "+
-		"After it the backoff has spread the fleet better than the start did: the busiest second from 5 to 30 s after the recovery had %d requests, the steady window's %d.\n\n",
-		s.Instances, r.Start.SpreadS, st.PerSecond.Median, st.BusiestSecond, float64(st.BusiestSecond)/st.NominalRate,
+		"Vault on the shared %d CPUs answered that second's requests in a median %.0f ms (p99 %.0f ms), against %.1f ms steady. "+
+		"The busiest second from 5 to 30 s after the recovery had %d requests, the steady window's %d.\n\n",
+		st.PerSecond.Median, st.BusiestSecond, float64(st.BusiestSecond)/st.NominalRate, s.Instances, r.Start.SpreadS,
 		o.FirstRequestBySecond[0], n, share, last+1, T, fj, r.Machine.CPUs,
 		firstLatency(o, 0).Median, firstLatency(o, 0).P99, st.LatencyMs.Median, later, st.BusiestSecond)
 }
