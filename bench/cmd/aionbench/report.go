@@ -308,7 +308,7 @@ func markdown(res *Results) string {
 		}
 	}
 
-	w("\n**Targets of the Measure issue:**\n\n")
+	w("\n**Targets checked by the harness:**\n\n")
 	for _, line := range targets(r) {
 		w("- %s\n", line)
 	}

@@ -264,7 +264,7 @@ wait:
 			SimHour: hour.String(), SimDay: day.String(), RunSeconds: end.Sub(t0).Seconds(), TokenTTL: c.tokenTTL,
 			Versions: parseVersions(c.versions), WatchPolls: polls, Started: t0.UTC()},
 	}
-	res.DocsPrediction = 36
+	res.DocsPrediction = 39
 	rng := rand.New(rand.NewPCG(uint64(t0.UnixNano()), 1))
 	res.AionModel = aionModel(ttl, maxTTL, effScale, 5000, rng)
 	res.AionModel1h = aionModel(time.Hour, 24*time.Hour, 1, 5000, rng)

@@ -43,7 +43,7 @@ type Result struct {
 	Tools    []ToolResult `json:"tools"`
 	// AionModel is what docs/leases.md's rules give at the run's TTLs,
 	// AionModel1h at a real 1 h / 24 h; DocsPrediction is the page's
-	// "about 36 requests a day".
+	// "about 39 requests a day".
 	AionModel      Model `json:"aion_exec_rules_model"`
 	AionModel1h    Model `json:"aion_exec_rules_model_1h"`
 	DocsPrediction int   `json:"docs_leases_md_prediction_per_day"`
@@ -252,7 +252,7 @@ func markdown(r Result) string {
 	w("| aion-exec's rules (docs/leases.md), averaged over the splay, at %s / %s | %s | %.1f | %.1f |\n", st.TTL, st.MaxTTL,
 		r.AionModel.SimLifetime, r.AionModel.Renewals, r.AionModel.RequestsPerDay)
 	w("| the same rules at a real 1 h / 24 h | %s | %.1f | %.1f |\n", r.AionModel1h.SimLifetime, r.AionModel1h.Renewals, r.AionModel1h.RequestsPerDay)
-	w("| docs/leases.md's worked timeline | ≈23h51m | ≈35 | ≈%d |\n", r.DocsPrediction)
+	w("| docs/leases.md's worked timeline | ≈23h51m | ≈38 | ≈%d |\n", r.DocsPrediction)
 	reading(w, r)
 	w("\nRequest paths per tool over the run:\n\n")
 	for _, t := range r.Tools {
@@ -290,10 +290,10 @@ func reading(w func(string, ...any), r Result) {
 		}
 		w("aion-exec's first user lived %s with %d renewals: %.1f requests a simulated day in steady state, against\n",
 			t.Cycle.SimLifetime, t.Cycle.Renewals, t.Cycle.RequestsPerDay)
-		w("%.1f from its rules averaged over the splay and ≈%d in docs/leases.md. The page's timeline renews every ≈40\n",
+		w("%.1f from its rules averaged over the splay and ≈%d in docs/leases.md's worked timeline: a renewal at two\n",
 			r.AionModel.RequestsPerDay, r.DocsPrediction)
-		w("min; the rules it states also move every deadline earlier by up to a tenth of the lease (6 min), so a renewal\n")
-		w("comes every ≈37 min on average and a user gets ≈%.0f renewals, not ≈35.\n\n", r.AionModel1h.Renewals)
+		w("thirds of the lease, moved earlier by up to a tenth of it (6 min), comes every ≈37 min on average, and a user\n")
+		w("gets ≈%.0f renewals.\n\n", r.AionModel1h.Renewals)
 	}
 	for _, t := range r.Tools {
 		var worst *Hold
