@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,17 +27,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "freeport" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if err := kit.FreePort(); err != nil {
 			fmt.Fprintln(os.Stderr, "aionbench:", err)
 			os.Exit(1)
 		}
-		fmt.Println(l.Addr().(*net.TCPAddr).Port)
-		l.Close()
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -195,7 +193,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	want := strings.Split(*toolsFlag, ",")
 
 	b := &bench{
-		vault:    &vaultAPI{addr: strings.TrimRight(*addr, "/"), token: *rootToken, hc: &http.Client{Timeout: 10 * time.Second}},
+		vault:    &vaultAPI{Addr: strings.TrimRight(*addr, "/"), Token: *rootToken, HC: &http.Client{Timeout: 10 * time.Second}},
 		audit:    auditLog{path: *auditPath},
 		child:    *child,
 		work:     *work,
@@ -212,7 +210,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(filepath.Join(b.work, "events"), 0o700); err != nil {
 		return err
 	}
-	if err := b.vault.waitHealthy(ctx, 30*time.Second); err != nil {
+	if err := waitHealthy(ctx, b.vault, 30*time.Second); err != nil {
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
@@ -495,14 +493,7 @@ func version(t tool) string {
 
 func machine() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAvg()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	m.CPUModel = kit.CPUModel()
 	var u syscall.Utsname
 	if syscall.Uname(&u) == nil {
 		var sb strings.Builder

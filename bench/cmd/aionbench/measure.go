@@ -17,45 +17,14 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 // event is one line the child wrote.
-type event struct {
-	Kind  string // start, hup, term
-	PID   int
-	At    time.Time
-	NVars int
-	Hash  string
-}
+type event = kit.Event
 
-func readEvents(path string) []event {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var out []event
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue // a line being written
-		}
-		pid, _ := strconv.Atoi(f[1])
-		ns, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil {
-			continue
-		}
-		e := event{Kind: f[0], PID: pid, At: time.Unix(0, ns)}
-		if e.Kind == "start" {
-			if len(f) < 5 {
-				continue
-			}
-			e.NVars, _ = strconv.Atoi(f[3])
-			e.Hash = f[4]
-		}
-		out = append(out, e)
-	}
-	return out
-}
+func readEvents(path string) []event { return kit.ReadEvents(path) }
 
 // running is one wrapper process under measurement.
 type running struct {

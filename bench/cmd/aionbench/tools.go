@@ -83,12 +83,12 @@ func vaultFloorTool() tool {
 			if err != nil {
 				return err
 			}
-			v := &vaultAPI{addr: b.vault.addr, token: token, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+			v := &vaultAPI{Addr: b.vault.Addr, Token: token, HC: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 			ctx := context.Background()
-			if err := v.do(ctx, "GET", "auth/token/lookup-self", nil, nil); err != nil {
+			if err := v.Do(ctx, "GET", "auth/token/lookup-self", nil, nil); err != nil {
 				return err
 			}
-			if err := v.do(ctx, "GET", "sys/internal/ui/mounts", nil, nil); err != nil {
+			if err := v.Do(ctx, "GET", "sys/internal/ui/mounts", nil, nil); err != nil {
 				return err
 			}
 			sem := make(chan struct{}, 8)
@@ -98,7 +98,7 @@ func vaultFloorTool() tool {
 				sem <- struct{}{}
 				wg.Go(func() {
 					defer func() { <-sem }()
-					errs[i] = v.do(ctx, "GET", "secret/data/bench/"+secretName(i), nil, nil)
+					errs[i] = v.Do(ctx, "GET", "secret/data/bench/"+secretName(i), nil, nil)
 				})
 			}
 			wg.Wait()
@@ -135,7 +135,7 @@ func aionTool(bin string) tool {
 				restartOn = "env"
 			}
 			env := append(baseEnv(dir, events),
-				"AION_VAULT_ADDR="+b.vault.addr,
+				"AION_VAULT_ADDR="+b.vault.Addr,
 				"AION_VAULT_TOKEN="+token,
 				"AION_TEMPLATES_DIR="+tdir,
 				"AION_RENDER_DIR="+filepath.Join(dir, "render"),
@@ -185,7 +185,7 @@ func agentTool(bin string) tool {
 				return nil, err
 			}
 			var c strings.Builder
-			fmt.Fprintf(&c, "vault {\n  address = %q\n}\n", b.vault.addr)
+			fmt.Fprintf(&c, "vault {\n  address = %q\n}\n", b.vault.Addr)
 			fmt.Fprintf(&c, "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", tokenFile)
 			fmt.Fprintf(&c, "template_config {\n  static_secret_render_interval = %q\n  exit_on_retry_failure = true\n}\n", b.interval.String())
 			for i := 1; i <= n; i++ {
@@ -233,7 +233,7 @@ func ctTool(bin string) tool {
 			var c strings.Builder
 			fmt.Fprintf(&c, "log_level = \"warn\"\n")
 			fmt.Fprintf(&c, "vault {\n  address = %q\n  token = %q\n  renew_token = false\n  default_lease_duration = %q\n  lease_renewal_threshold = 1.0\n}\n",
-				b.vault.addr, token, b.interval.String())
+				b.vault.Addr, token, b.interval.String())
 			fmt.Fprintf(&c, "template {\n  contents = %q\n  destination = %q\n  perms = 0600\n  error_on_missing_key = true\n}\n", t.String(), envFile)
 			reload := ""
 			if v == Reload {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,50 +14,19 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
-// vaultAPI is the little of Vault's HTTP API the benchmark needs; the
-// standard library is enough and keeps the bench module free of Vault's SDK.
-type vaultAPI struct {
-	addr, token string
-	hc          *http.Client
-}
-
-func (v *vaultAPI) do(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.addr+"/v1/"+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Vault-Token", v.token)
-	resp, err := v.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	if out != nil && len(b) > 0 {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
+// vaultAPI is kit.Vault: the little of Vault's HTTP API the benchmark needs.
+type vaultAPI = kit.Vault
 
 // waitHealthy waits for an unsealed, active Vault.
-func (v *vaultAPI) waitHealthy(ctx context.Context, timeout time.Duration) error {
+func waitHealthy(ctx context.Context, v *vaultAPI, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for i := 0; time.Now().Before(deadline) && i < 10000; i++ {
-		req, _ := http.NewRequestWithContext(ctx, "GET", v.addr+"/v1/sys/health", nil)
-		resp, err := v.hc.Do(req)
+		req, _ := http.NewRequestWithContext(ctx, "GET", v.Addr+"/v1/sys/health", nil)
+		resp, err := v.HC.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -67,7 +35,7 @@ func (v *vaultAPI) waitHealthy(ctx context.Context, timeout time.Duration) error
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("vault at %s not healthy after %s", v.addr, timeout)
+	return fmt.Errorf("vault at %s not healthy after %s", v.Addr, timeout)
 }
 
 // benchPolicy is least privilege for every tool: read the bench secrets,
@@ -80,7 +48,7 @@ path "auth/token/renew-self" { capabilities = ["update"] }
 
 // setupVault writes the policy and seeds max secrets of five fields each.
 func setupVault(ctx context.Context, v *vaultAPI, max int) error {
-	if err := v.do(ctx, "PUT", "sys/policies/acl/bench", map[string]string{"policy": benchPolicy}, nil); err != nil {
+	if err := v.Do(ctx, "PUT", "sys/policies/acl/bench", map[string]string{"policy": benchPolicy}, nil); err != nil {
 		return err
 	}
 	for i := 1; i <= max; i++ {
@@ -114,7 +82,7 @@ func (b *bench) tokenFor(tool string, n int) (string, error) {
 			ClientToken string `json:"client_token"`
 		} `json:"auth"`
 	}
-	err := b.vault.do(context.Background(), "POST", "auth/token/create", map[string]any{
+	err := b.vault.Do(context.Background(), "POST", "auth/token/create", map[string]any{
 		"policies": []string{"bench"}, "ttl": "24h", "renewable": true, "display_name": name,
 		"no_default_policy": !b.withDefault,
 	}, &out)
@@ -141,7 +109,7 @@ func writeSecret(ctx context.Context, v *vaultAPI, i int, fixed map[string]strin
 	for k, val := range fixed {
 		data[k] = val
 	}
-	return v.do(ctx, "POST", "secret/data/bench/"+secretName(i), map[string]any{"data": data}, nil)
+	return v.Do(ctx, "POST", "secret/data/bench/"+secretName(i), map[string]any{"data": data}, nil)
 }
 
 const fieldsPerSecret = 5
@@ -155,9 +123,9 @@ func randomValue() string {
 // setAudit enables or disables the file audit device at b.audit.path.
 func (b *bench) setAudit(ctx context.Context, on bool) error {
 	if !on {
-		return b.vault.do(ctx, "DELETE", "sys/audit/file", nil, nil)
+		return b.vault.Do(ctx, "DELETE", "sys/audit/file", nil, nil)
 	}
-	return b.vault.do(ctx, "PUT", "sys/audit/file", map[string]any{
+	return b.vault.Do(ctx, "PUT", "sys/audit/file", map[string]any{
 		"type": "file", "options": map[string]string{"file_path": b.audit.path},
 	}, nil)
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 func randomValue() string {
@@ -77,7 +79,7 @@ func (f *fleet) prepare(i int, token string) (*instance, error) {
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"HOME=" + dir,
 		"BENCH_EVENTS=" + in.events,
-		"AION_VAULT_ADDR=" + f.vault.api.addr,
+		"AION_VAULT_ADDR=" + f.vault.api.Addr,
 		"AION_VAULT_TOKEN=" + token,
 		"AION_TEMPLATES_DIR=" + f.templates,
 		"AION_RENDER_DIR=" + filepath.Join(dir, "render"),
@@ -116,42 +118,12 @@ func (in *instance) start() error {
 	return nil
 }
 
-// event is one line the child wrote.
-type event struct {
-	Kind  string // start, hup, term
-	PID   int
-	At    time.Time
-	NVars int
-}
+// event is one line that an instance's child wrote.
+type event = kit.Event
 
-func readEvents(path string) []event {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	return parseEvents(b)
-}
+func readEvents(path string) []event { return kit.ReadEvents(path) }
 
-func parseEvents(b []byte) []event {
-	var out []event
-	for _, line := range strings.Split(string(b), "\n") {
-		fs := strings.Fields(line)
-		if len(fs) < 3 {
-			continue // a line being written
-		}
-		pid, _ := strconv.Atoi(fs[1])
-		ns, err := strconv.ParseInt(fs[2], 10, 64)
-		if err != nil {
-			continue
-		}
-		e := event{Kind: fs[0], PID: pid, At: time.Unix(0, ns)}
-		if e.Kind == "start" && len(fs) >= 4 {
-			e.NVars, _ = strconv.Atoi(fs[3])
-		}
-		out = append(out, e)
-	}
-	return out
-}
+func parseEvents(b []byte) []event { return kit.ParseEvents(b) }
 
 // allEvents reads every instance's events, concurrently (hundreds of small
 // files).

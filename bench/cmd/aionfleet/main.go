@@ -32,6 +32,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 func main() {
@@ -153,7 +155,7 @@ log_level     = "info"
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	f := &fleet{
 		vault: &vaultServer{bin: *vaultBin, config: cfg, logPath: filepath.Join(*work, "vault.log"),
-			api: &vaultAPI{addr: addr, hc: hc}},
+			api: &vaultAPI{Addr: addr, HC: hc}},
 		aion: *aion, child: *child, work: *work, templates: filepath.Join(*work, "templates"),
 		n: *n, secrets: *secrets, interval: *interval, startupTimeout: *startupTimeout,
 	}
@@ -184,7 +186,7 @@ log_level     = "info"
 	if err := f.vault.unseal(ctx, 60*time.Second); err != nil {
 		return err
 	}
-	f.vault.api.token = root
+	f.vault.api.Token = root
 	auditPath := filepath.Join(*work, "audit.log")
 	if err := setup(ctx, f.vault.api, auditPath, *secrets); err != nil {
 		return fmt.Errorf("set Vault up: %w", err)
@@ -913,14 +915,7 @@ func loadAvg() [3]float64 {
 
 func machine() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAvg()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	m.CPUModel = kit.CPUModel()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}

@@ -2,68 +2,22 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
-// vaultAPI is the little of Vault's HTTP API the fleet needs; the standard
-// library is enough and keeps the bench module free of Vault's SDK.
-type vaultAPI struct {
-	addr, token string
-	hc          *http.Client
-}
-
-// do sends one request; a status of 300 or more is an error.
-func (v *vaultAPI) do(ctx context.Context, method, path string, body, out any) error {
-	code, err := v.status(ctx, method, path, body, out)
-	if err == nil && code >= 300 {
-		err = fmt.Errorf("%s %s: HTTP %d", method, path, code)
-	}
-	return err
-}
-
-// status sends one request and returns its HTTP status; out is filled from
-// any body that parses.
-func (v *vaultAPI) status(ctx context.Context, method, path string, body, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.addr+"/v1/"+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	if v.token != "" {
-		req.Header.Set("X-Vault-Token", v.token)
-	}
-	resp, err := v.hc.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 && resp.StatusCode != 503 && resp.StatusCode != 501 {
-		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	if out != nil && len(b) > 0 {
-		_ = json.Unmarshal(b, out)
-	}
-	return resp.StatusCode, nil
-}
+// vaultAPI is kit.Vault: the little of Vault's HTTP API the benchmark needs.
+type vaultAPI = kit.Vault
 
 // vaultServer is the real (not -dev) Vault server: Raft storage, so that it
 // survives a stop and a start, on loopback over plain HTTP.
@@ -147,7 +101,7 @@ func (s *vaultServer) waitListening(ctx context.Context, timeout time.Duration) 
 	deadline := time.Now().Add(timeout)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		var st sealStatus
-		if code, err := s.api.status(ctx, "GET", "sys/seal-status", nil, &st); err == nil && code == 200 {
+		if code, err := s.api.Status(ctx, "GET", "sys/seal-status", nil, &st); err == nil && code == 200 {
 			return st, nil
 		}
 		if !s.running() {
@@ -164,7 +118,7 @@ func (s *vaultServer) initialize(ctx context.Context) (root string, err error) {
 		Keys      []string `json:"keys"`
 		RootToken string   `json:"root_token"`
 	}
-	if err := s.api.do(ctx, "PUT", "sys/init", map[string]int{"secret_shares": 1, "secret_threshold": 1}, &out); err != nil {
+	if err := s.api.Do(ctx, "PUT", "sys/init", map[string]int{"secret_shares": 1, "secret_threshold": 1}, &out); err != nil {
 		return "", err
 	}
 	if len(out.Keys) != 1 || out.RootToken == "" {
@@ -178,7 +132,7 @@ func (s *vaultServer) initialize(ctx context.Context) (root string, err error) {
 // node (sys/health 200).
 func (s *vaultServer) unseal(ctx context.Context, timeout time.Duration) error {
 	var st sealStatus
-	if err := s.api.do(ctx, "PUT", "sys/unseal", map[string]string{"key": s.unsealKey}, &st); err != nil {
+	if err := s.api.Do(ctx, "PUT", "sys/unseal", map[string]string{"key": s.unsealKey}, &st); err != nil {
 		return err
 	}
 	if st.Sealed {
@@ -190,7 +144,7 @@ func (s *vaultServer) unseal(ctx context.Context, timeout time.Duration) error {
 func (s *vaultServer) waitActive(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if code, err := s.api.status(ctx, "GET", "sys/health", nil, nil); err == nil && code == 200 {
+		if code, err := s.api.Status(ctx, "GET", "sys/health", nil, nil); err == nil && code == 200 {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -209,13 +163,13 @@ path "auth/token/renew-self" { capabilities = ["update"] }
 // setup enables kv-v2 at secret/, the file audit device, the policy, and
 // seeds the secrets.
 func setup(ctx context.Context, v *vaultAPI, auditPath string, secrets int) error {
-	if err := v.do(ctx, "POST", "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]string{"version": "2"}}, nil); err != nil {
+	if err := v.Do(ctx, "POST", "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]string{"version": "2"}}, nil); err != nil {
 		return err
 	}
-	if err := v.do(ctx, "PUT", "sys/audit/file", map[string]any{"type": "file", "options": map[string]string{"file_path": auditPath}}, nil); err != nil {
+	if err := v.Do(ctx, "PUT", "sys/audit/file", map[string]any{"type": "file", "options": map[string]string{"file_path": auditPath}}, nil); err != nil {
 		return err
 	}
-	if err := v.do(ctx, "PUT", "sys/policies/acl/fleet", map[string]string{"policy": fleetPolicy}, nil); err != nil {
+	if err := v.Do(ctx, "PUT", "sys/policies/acl/fleet", map[string]string{"policy": fleetPolicy}, nil); err != nil {
 		return err
 	}
 	for i := 1; i <= secrets; i++ {
@@ -247,7 +201,7 @@ func writeSecret(ctx context.Context, v *vaultAPI, i int) (time.Time, error) {
 		data[fmt.Sprintf("f%d", f)] = randomValue()
 	}
 	t := time.Now()
-	return t, v.do(ctx, "POST", "secret/data/fleet/"+secretName(i), map[string]any{"data": data}, nil)
+	return t, v.Do(ctx, "POST", "secret/data/fleet/"+secretName(i), map[string]any{"data": data}, nil)
 }
 
 // createToken makes one instance's token: scoped, renewable, a long TTL
@@ -258,7 +212,7 @@ func createToken(ctx context.Context, v *vaultAPI, name string) (string, error) 
 			ClientToken string `json:"client_token"`
 		} `json:"auth"`
 	}
-	err := v.do(ctx, "POST", "auth/token/create", map[string]any{
+	err := v.Do(ctx, "POST", "auth/token/create", map[string]any{
 		"policies": []string{"fleet"}, "ttl": "24h", "renewable": true, "display_name": name,
 		"no_default_policy": true,
 	}, &out)

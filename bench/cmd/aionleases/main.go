@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,17 +30,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "freeport" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if err := kit.FreePort(); err != nil {
 			fmt.Fprintln(os.Stderr, "aionleases:", err)
 			os.Exit(1)
 		}
-		fmt.Println(l.Addr().(*net.TCPAddr).Port)
-		l.Close()
 		return
 	}
 	if len(os.Args) == 4 && os.Args[1] == "render" {
@@ -149,7 +147,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	runFor := time.Duration(c.days * float64(day))
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "leases: "+format+"\n", a...) }
 
-	root := &vaultAPI{addr: c.vaultAddr, token: c.rootToken, hc: &http.Client{Timeout: 10 * time.Second}}
+	root := &vaultAPI{Addr: c.vaultAddr, Token: c.rootToken, HC: &http.Client{Timeout: 10 * time.Second}}
 	auditPath := filepath.Join(c.work, "audit.log")
 	sctx, cancel := context.WithTimeout(ctx, c.setupTimeout)
 	tokens, err := setupVault(sctx, root, Setup{

@@ -1,52 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
-// vaultAPI is the little of Vault's HTTP API the benchmark needs, with the
-// standard library only.
-type vaultAPI struct {
-	addr, token string
-	hc          *http.Client
-}
-
-func (v *vaultAPI) do(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.addr+"/v1/"+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Vault-Token", v.token)
-	resp, err := v.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	if out != nil && len(b) > 0 {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
+// vaultAPI is kit.Vault: the little of Vault's HTTP API the benchmark needs.
+type vaultAPI = kit.Vault
 
 // leasePolicy is what every tool's token may do: read the role's
 // credentials, renew and revoke leases, look up and renew itself.
@@ -112,7 +76,7 @@ func setupVault(ctx context.Context, v *vaultAPI, s Setup) (map[string]string, e
 		{"PUT", "sys/policies/acl/leases", map[string]string{"policy": leasePolicy}},
 	}
 	for _, st := range steps {
-		if err := v.do(ctx, st.method, st.path, st.body, nil); err != nil {
+		if err := v.Do(ctx, st.method, st.path, st.body, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +90,7 @@ func setupVault(ctx context.Context, v *vaultAPI, s Setup) (map[string]string, e
 		// No default policy: Vault parses its templated HCL on every
 		// request (see aionbench's tokenFor); leasePolicy has all a tool
 		// needs here.
-		err := v.do(ctx, "POST", "auth/token/create", map[string]any{
+		err := v.Do(ctx, "POST", "auth/token/create", map[string]any{
 			"policies": []string{"leases"}, "ttl": s.TokenTTL, "renewable": true,
 			"display_name": s.DisplayPrefix + t, "no_default_policy": true,
 		}, &out)
@@ -167,7 +131,7 @@ func (w *leaseWatch) poll(ctx context.Context, v *vaultAPI, prefix string) {
 			Keys []string `json:"keys"`
 		} `json:"data"`
 	}
-	if err := v.do(ctx, "LIST", "sys/leases/lookup/"+prefix+"/", nil, &list); err != nil {
+	if err := v.Do(ctx, "LIST", "sys/leases/lookup/"+prefix+"/", nil, &list); err != nil {
 		return // none yet (404), or Vault busy: the next poll
 	}
 	for _, k := range list.Data.Keys {
@@ -177,7 +141,7 @@ func (w *leaseWatch) poll(ctx context.Context, v *vaultAPI, prefix string) {
 				ExpireTime string `json:"expire_time"`
 			} `json:"data"`
 		}
-		if err := v.do(ctx, "PUT", "sys/leases/lookup", map[string]string{"lease_id": prefix + "/" + k}, &l); err != nil {
+		if err := v.Do(ctx, "PUT", "sys/leases/lookup", map[string]string{"lease_id": prefix + "/" + k}, &l); err != nil {
 			continue
 		}
 		if t, err := time.Parse(time.RFC3339Nano, l.Data.ExpireTime); err == nil {
