@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -181,17 +179,7 @@ func (a auditLog) requests(offset int64) ([]auditEntry, error) {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return nil, err
 	}
-	var out []auditEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var e auditEntry
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Type != "request" && e.Type != "response" {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out, sc.Err()
+	return kit.AuditLines(f, func(e *auditEntry) bool { return e.Type == "request" || e.Type == "response" })
 }
 
 var secretSuffix = regexp.MustCompile(`/s[0-9]{3}$`)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -162,26 +161,11 @@ type procStat struct {
 // from /proc/PID/stat.
 func readProc(pid int) (procStat, error) {
 	var p procStat
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kb, err := kit.ProcStatus(pid)
 	if err != nil {
 		return p, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			p.RSSKiB = n
-		case "VmHWM":
-			p.HWMKiB = n
-		case "RssAnon":
-			p.AnonKiB = n
-		}
-	}
+	p.RSSKiB, p.HWMKiB, p.AnonKiB = kb["VmRSS"], kb["VmHWM"], kb["RssAnon"]
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return p, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 // auditEntry is the part of a file audit device line (log_raw = true) that
@@ -40,17 +41,7 @@ func (e auditEntry) who() string { return strings.TrimPrefix(e.Auth.DisplayName,
 
 // parseAudit reads every request and response entry of a file audit log.
 func parseAudit(r io.Reader) ([]auditEntry, error) {
-	var out []auditEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var e auditEntry
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Type != "request" && e.Type != "response" {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out, sc.Err()
+	return kit.AuditLines(r, func(e *auditEntry) bool { return e.Type == "request" || e.Type == "response" })
 }
 
 // Request classes of the report.

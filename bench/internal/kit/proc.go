@@ -81,3 +81,20 @@ func CPUModel() string {
 	}
 	return ""
 }
+
+// ProcStatus reads the kB fields of /proc/PID/status (VmRSS, VmHWM,
+// RssAnon, ...) as KiB.
+func ProcStatus(pid int) (map[string]int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if v = strings.TrimSpace(v); ok && strings.HasSuffix(v, " kB") {
+			out[k], _ = strconv.Atoi(strings.TrimSuffix(v, " kB"))
+		}
+	}
+	return out, nil
+}
