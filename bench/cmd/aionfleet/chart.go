@@ -3,14 +3,13 @@ package main
 import (
 	"fmt"
 	"image/color"
-	"os"
 	"sort"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 var (
@@ -158,24 +157,7 @@ func chart(r *Results, out string) error {
 	cdf.Add(plotter.NewGrid())
 	cdf.Legend.Top, cdf.Legend.Left = true, true
 
-	const w, h = 18 * vg.Inch, 5 * vg.Inch
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(100))
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 3, PadX: vg.Points(14), PadY: vg.Points(10),
-		PadLeft: vg.Points(6), PadRight: vg.Points(10), PadTop: vg.Points(6), PadBottom: vg.Points(6)}
-	cs := plot.Align([][]*plot.Plot{{whole, rec, cdf}}, tiles, dc)
-	whole.Draw(cs[0][0])
-	rec.Draw(cs[0][1])
-	cdf.Draw(cs[0][2])
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return kit.SaveRow(out, 18*vg.Inch, 5*vg.Inch, 100, vg.Points(14), whole, rec, cdf)
 }
 
 func addShade(p *plot.Plot, x0, x1, ymax float64, label string) error {

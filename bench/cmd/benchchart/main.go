@@ -15,7 +15,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 // results is the part of aionbench's JSON the chart needs.
@@ -165,25 +166,7 @@ func run(in, out string) error {
 		p.X.Tick.Marker = sizeTicks(sizes)
 	}
 
-	const w, h = 17 * vg.Inch, 5 * vg.Inch
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 3, PadX: vg.Points(10), PadY: vg.Points(10),
-		PadLeft: vg.Points(6), PadRight: vg.Points(10), PadTop: vg.Points(6), PadBottom: vg.Points(6)}
-	canvases := plot.Align([][]*plot.Plot{{start, rss, overTime}}, tiles, dc)
-	start.Draw(canvases[0][0])
-	rss.Draw(canvases[0][1])
-	overTime.Draw(canvases[0][2])
-
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return kit.SaveRow(out, 17*vg.Inch, 5*vg.Inch, 110, vg.Points(10), start, rss, overTime)
 }
 
 func ticks(vs ...float64) []plot.Tick {
