@@ -59,9 +59,7 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	if err != nil {
 		// Nothing was made of what was read: give its leases back rather
 		// than leave database users behind until their TTL.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		r.RevokeAll(rctx)
-		cancel()
+		giveBack(ctx, r)
 		return nil, nil, refresh.Decision{}, err
 	}
 	a.log.Debug("rendered", "env", len(d.Env), "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V,

@@ -49,15 +49,39 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 		err = vc.WatchCredentials(ctx)
 	}
 	if err != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		r.RevokeAll(rctx) // as after a failed first pass: nothing was made of them
-		cancel()
+		giveBack(ctx, r) // as after a failed first pass: nothing was made of them
 		return 0, err
 	}
 	handOver()
 	<-caught
 
 	forward := make(chan os.Signal, 64)
+	sup, apply := a.supervisor(command, first, forward)
+	code, startErr := 0, error(nil)
+	err = runGroup(ctx, a.log,
+		actor{"signals", func(ctx context.Context) error { relay(ctx, sigs, forward); return nil }},
+		actor{"child", func(ctx context.Context) error {
+			// A child that cannot start (127, 126) is reported by the
+			// caller as a shell would, not as an actor's failure.
+			code, startErr = sup.Run(ctx)
+			return errDone
+		}},
+		actor{"lifetime", vc.KeepAlive},
+		actor{"refresh", func(ctx context.Context) error { return r.Run(ctx, apply) }},
+	)
+	if a.cfg.RevokeOnExit.V {
+		giveBack(ctx, r) // the group is over: nothing else touches r
+	}
+	if err != nil {
+		return sysexits.Code(err), err
+	}
+	return code, startErr
+}
+
+// supervisor is the child's supervisor, started with the first pass's
+// environment and fed forwarded signals from forward, and what applies a
+// refresh Decision to it.
+func (a *app) supervisor(command []string, first refresh.Decision, forward chan os.Signal) (*supervise.Supervisor, func(refresh.Decision)) {
 	sup := supervise.New(supervise.Options{
 		Args:        command,
 		Env:         childEnv(a.cfg, a.environ, first.Env),
@@ -89,30 +113,15 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 			}
 		}
 	}
-	code, startErr := 0, error(nil)
-	err = runGroup(ctx, a.log,
-		actor{"signals", func(ctx context.Context) error { relay(ctx, sigs, forward); return nil }},
-		actor{"child", func(ctx context.Context) error {
-			// A child that cannot start (127, 126) is reported by the
-			// caller as a shell would, not as an actor's failure.
-			code, startErr = sup.Run(ctx)
-			return errDone
-		}},
-		actor{"lifetime", vc.KeepAlive},
-		actor{"refresh", func(ctx context.Context) error { return r.Run(ctx, apply) }},
-	)
-	if a.cfg.RevokeOnExit.V {
-		// The group is over: nothing else touches r. Revocation is
-		// frugal and bounded: a Vault that is away must not hold up
-		// the exit for long.
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		r.RevokeAll(rctx)
-		cancel()
-	}
-	if err != nil {
-		return sysexits.Code(err), err
-	}
-	return code, startErr
+	return sup, apply
+}
+
+// giveBack revokes the leases r holds, bounded: a Vault that is away must
+// not hold up the exit for long. It runs after ctx has ended too.
+func giveBack(ctx context.Context, r *refresh.Refresher) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	r.RevokeAll(rctx)
 }
 
 // relay passes caught signals on until ctx ends.
