@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -171,6 +172,12 @@ func (n *nodes) gate(req *http.Request) (*http.Response, bool) {
 	if wait > maxGate {
 		return limitedHere(req, wait), false
 	}
+	// Up to a second more, at random: every request held to the same
+	// instant would meet Vault's next one-second quota window at the same
+	// point of it, attempt after attempt, and a caller whose point comes
+	// after the window is spent would never get through (an instance
+	// starting under a quota that its fleet already exceeds).
+	wait += rand.N(time.Second)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
