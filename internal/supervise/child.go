@@ -182,32 +182,41 @@ func signame(sig syscall.Signal) string {
 	return sig.String()
 }
 
-// forwarded reports whether sig is passed on to the child. Not forwarded:
+// forwarded reports whether sig, from os/signal, is passed on to the
+// child. Not forwarded:
 //   - SIGKILL and SIGSTOP: they cannot be caught;
 //   - SIGCHLD: it drives reaping; SIGURG: the Go runtime's preemption
 //     signal, which aion-exec sends itself;
-//   - SIGTSTP, SIGTTIN, SIGTTOU: job control keeps the kernel's default.
-//     They stop aion-exec, and a terminal's ^Z stops its whole foreground
-//     group, aion-exec and (without Group) the child together; as PID 1 the
-//     kernel discards them;
-//   - SIGPIPE: the kernel raises it in aion-exec for its own writes to a
-//     closed pipe or socket (a broken stdout, a Vault connection reset), and
-//     os/signal does not tell those from one another process sent;
-//   - SIGPROF and 33: the runtime keeps them (its profiler, its per-thread
-//     system calls) and never passes them to os/signal; 32 and 34, which
-//     the runtime does not handle without cgo, keep their default, which
-//     ends aion-exec (and with it the child).
+//   - SIGPIPE, SIGPROF, 32, 33, 34: they come through the catcher
+//     (catch.go), with their sender, where it is installed.
 //
 // The faults (SIGSEGV, SIGBUS, SIGILL, ...) are forwarded when another
 // process sent them; a real fault in aion-exec still crashes it.
 func forwarded(sig syscall.Signal) bool {
 	switch sig {
 	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG,
-		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
 		syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34:
 		return false
 	}
 	return sig > 0 && sig <= 64
+}
+
+// forwardable says which signal of Run's channel goes to the child: one
+// the catcher passed on always, one of os/signal if forwarded.
+func forwardable(sig os.Signal) (syscall.Signal, bool) {
+	switch s := sig.(type) {
+	case caught:
+		return syscall.Signal(s), true
+	case syscall.Signal:
+		return s, forwarded(s)
+	}
+	return 0, false
+}
+
+// jobControl reports whether sig stops a process by default. Forwarded,
+// it stops aion-exec too.
+func jobControl(sig syscall.Signal) bool {
+	return sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU
 }
 
 // stopsChild reports whether sig, forwarded, asks the child to end, so that

@@ -143,18 +143,40 @@ func helperExit() {
 }
 
 // catchable are the signals a "child" helper prints with HELPER_CATCH=std.
-// With HELPER_CATCH=all it also prints those supervise must not forward.
+// With HELPER_CATCH=all it also prints those supervise must not forward
+// when os/signal delivers them (SIGPIPE: aion-exec's own); with
+// HELPER_CATCH=every, every signal that can be caught, through the
+// catcher too.
 var (
 	catchable = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
 		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCONT, syscall.SIGWINCH, syscall.Signal(40)}
-	neverForwarded = []os.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU}
+	neverForwarded = []os.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE}
 	// faults are what the Go runtime treats as a crash unless caught; with
 	// HELPER_CATCH=faults a child prints them and the catchable ones.
 	faults = []os.Signal{syscall.SIGABRT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSYS}
 )
 
+// everySignal lists the signals that os/signal can catch and the
+// supervisor forwards: all but SIGKILL, SIGSTOP, SIGCHLD, SIGURG and those
+// of the catcher.
+func everySignal() []os.Signal {
+	var sigs []os.Signal
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		if forwarded(sig) {
+			sigs = append(sigs, sig)
+		}
+	}
+	return sigs
+}
+
 func sigName(sig os.Signal) string {
-	n := sig.(syscall.Signal)
+	n, ok := sig.(syscall.Signal)
+	if c, isCaught := sig.(caught); isCaught {
+		n, ok = syscall.Signal(c), true
+	}
+	if !ok {
+		return sig.String()
+	}
 	if name := unix.SignalName(n); name != "" {
 		return name
 	}
@@ -187,13 +209,15 @@ func helperChild() {
 		spawned []*exec.Cmd
 		held    []*os.File // the write ends of the grandchildren's stdin
 	)
-	if catch := os.Getenv("HELPER_CATCH"); catch != "" {
+	if what := os.Getenv("HELPER_CATCH"); what != "" {
 		sigs := catchable
-		switch catch {
+		switch what {
 		case "all":
 			sigs = append(slices.Clone(sigs), neverForwarded...)
 		case "faults":
 			sigs = append(slices.Clone(sigs), faults...)
+		case "every":
+			sigs = everySignal()
 		}
 		var exitOn string
 		var exitCode int
@@ -202,6 +226,9 @@ func helperChild() {
 		}
 		ch := make(chan os.Signal, 64)
 		signal.Notify(ch, sigs...)
+		if what == "every" {
+			catch(ch)
+		}
 		go func() {
 			for sig := range ch {
 				say("signal %s", sigName(sig))
@@ -414,6 +441,21 @@ func helperSupervisor() {
 			panic(err)
 		}
 	}
+	var sigs chan os.Signal
+	if os.Getenv("HELPER_EPIPE") != "" {
+		// Catch first, then write to a pipe nobody reads: the kernel
+		// raises SIGPIPE in this process, as for a broken stdout.
+		sigs = make(chan os.Signal, 64)
+		Notify(sigs)
+		r, w, err := os.Pipe()
+		if err != nil {
+			panic(err)
+		}
+		r.Close()
+		if _, err := w.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+			panic(fmt.Sprintf("write to a closed pipe: %v, want EPIPE", err))
+		}
+	}
 	var user *User
 	if spec := os.Getenv("HELPER_CHILD_USER"); spec != "" {
 		var err error
@@ -426,7 +468,7 @@ func helperSupervisor() {
 	if cmd := os.Getenv("HELPER_SUPERVISE_CMD"); cmd != "" {
 		args = strings.Fields(cmd)
 	}
-	code, err := New(Options{Args: args, Env: env, StopTimeout: stop, User: user}).Run(context.Background())
+	code, err := New(Options{Args: args, Env: env, StopTimeout: stop, User: user, Signals: sigs}).Run(context.Background())
 	if err != nil {
 		fmt.Println("supervisor:", err)
 	}

@@ -5,10 +5,11 @@
 // reloads the child (sends it a signal) or restarts it with a new environment.
 //
 // What it guarantees (docs/supervise.md says why):
-//   - every signal that os/signal can catch is forwarded but SIGCHLD, SIGURG,
-//     SIGPIPE and job control, and none of them ends aion-exec; a stop signal
-//     (SIGTERM, SIGINT, SIGQUIT, StopSignal) is followed by SIGKILL after
-//     StopTimeout, as are restarts and the end of Run's context;
+//   - every signal that can be caught is forwarded but SIGCHLD and SIGURG,
+//     and none of them ends aion-exec (job control stops it after the
+//     child, as it would without us); a stop signal (SIGTERM, SIGINT,
+//     SIGQUIT, StopSignal) is followed by SIGKILL after StopTimeout, as are
+//     restarts and the end of Run's context;
 //   - the child never outlives aion-exec: it gets SIGKILL as its
 //     parent-death signal, from a thread that lives as long as it does;
 //   - the child starts with the signal mask and ignored signals aion-exec
@@ -79,10 +80,8 @@ type Options struct {
 	// Signals, when set, replaces the signals aion-exec receives: a test
 	// seam, and how main hands over the channel it gave Notify early. When
 	// nil, Run catches them itself (and its signal.Stop at the end costs
-	// ~1-2 ms). What is forwarded: see forwarded and docs/supervise.md.
-	// SIGPIPE arrives too and is dropped: the kernel raises it in aion-exec
-	// for its own writes to a closed pipe or socket (a broken stdout, a
-	// Vault connection reset), and os/signal does not say who sent it.
+	// ~1-2 ms). What is forwarded: see forwarded, catch.go and
+	// docs/supervise.md.
 	Signals <-chan os.Signal
 	// OnStart, when set, is called from Run with the PID of each child it
 	// starts, before anything is sent to that child. It must not block.
@@ -239,25 +238,35 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	sigs := s.opts.Signals
 	if sigs == nil {
 		ch := make(chan os.Signal, 64)
-		Notify(ch)
-		defer signal.Stop(ch)
+		defer notify(ch)()
 		sigs = ch
 	}
 	return s.loop(ctx, sigs, env)
 }
 
-// Notify relays to c every signal that Run forwards, plus SIGPIPE (which
-// Run drops), for a caller that hands c to Options.Signals; signals that
-// were ignored when aion-exec started are left ignored. Registering ~55
-// signals takes the better part of a millisecond: a caller may do it while
-// it prepares, off the path to the child's start. Stopping it costs as
-// much again; a process about to exit need not.
-func Notify(c chan<- os.Signal) {
+// Notify relays to c every signal that Run forwards, for a caller that
+// hands c to Options.Signals; signals that were ignored when aion-exec
+// started are left ignored. Registering ~55 signals takes the better part
+// of a millisecond: a caller may do it while it prepares, off the path to
+// the child's start. Stopping it costs as much again; a process about to
+// exit need not.
+func Notify(c chan<- os.Signal) { notify(c) }
+
+// notify is Notify, and returns what stops it. Without the catcher
+// (catch_other.go) SIGPIPE comes through os/signal too, and Run drops it:
+// os/signal does not say whether the kernel raised it for aion-exec's own
+// write to a broken pipe or socket.
+func notify(c chan<- os.Signal) (stop func()) {
 	sigs := forwardedSignals()
-	if !hasSig(startIgnored, syscall.SIGPIPE) {
+	if len(caughtSignals) == 0 && !hasSig(startIgnored, syscall.SIGPIPE) {
 		sigs = append(sigs, syscall.SIGPIPE)
 	}
 	signal.Notify(c, sigs...)
+	uncatch := catch(c)
+	return func() {
+		signal.Stop(c)
+		uncatch()
+	}
 }
 
 // loop is Run's select loop: the one place that changes the child.
@@ -280,7 +289,7 @@ func (s *Supervisor) loop(ctx context.Context, sigs <-chan os.Signal, env []stri
 				sigs = nil
 				continue
 			}
-			if n, ok := sig.(syscall.Signal); ok && forwarded(n) {
+			if n, ok := forwardable(sig); ok {
 				r.forward(n)
 			}
 		case <-s.wake:
@@ -328,6 +337,13 @@ func (r *round) stop(reason string, send bool) {
 func (r *round) forward(sig syscall.Signal) {
 	r.s.log.Debug("forwarding signal", "pid", r.c.pid, "signal", signame(sig))
 	r.l.signal(r.c, sig)
+	if jobControl(sig) {
+		// As dumb-init does: the child got it, now stop as the kernel
+		// would have stopped us, so that a shell sees its job stopped.
+		// SIGCONT resumes us and is forwarded in turn. As PID 1 the
+		// kernel discards this, and the signal was only forwarded.
+		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	}
 	if r.s.opts.stopsChild(sig) {
 		// An orchestrator asked for the end: the child gets StopTimeout
 		// from now to go, and no successor.
