@@ -18,7 +18,8 @@ import (
 //
 // The actors, and who stops whom (docs/design.md):
 //   - signals: every signal that can be caught, from before the first read
-//     on, forwarded to the child by the supervisor; never fails.
+//     on, forwarded to the child by the supervisor until the child is
+//     gone; never fails.
 //   - child: the supervisor; the child's exit ends the run.
 //   - lifetime: login renewal and re-login; Vault failures are retried
 //     and never fatal; credential files that cannot be watched are.
@@ -58,9 +59,14 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 	forward := make(chan os.Signal, 64)
 	sup, apply := a.supervisor(command, first, forward)
 	code, startErr := 0, error(nil)
+	childGone := make(chan struct{})
 	err = runGroup(ctx, a.log,
-		actor{"signals", func(ctx context.Context) error { relay(ctx, sigs, forward); return nil }},
+		// Signals are relayed for as long as there is a child, not just
+		// until the run is stopped: one sent while the child is being
+		// stopped after an actor failed still reaches it.
+		actor{"signals", func(context.Context) error { relay(childGone, sigs, forward); return nil }},
 		actor{"child", func(ctx context.Context) error {
+			defer close(childGone)
 			// A child that cannot start (127, 126) is reported by the
 			// caller as a shell would, not as an actor's failure.
 			code, startErr = sup.Run(ctx)
@@ -124,16 +130,16 @@ func giveBack(ctx context.Context, r *refresh.Refresher) {
 	r.RevokeAll(rctx)
 }
 
-// relay passes caught signals on until ctx ends.
-func relay(ctx context.Context, from <-chan os.Signal, to chan<- os.Signal) {
+// relay passes caught signals on until done is closed.
+func relay(done <-chan struct{}, from <-chan os.Signal, to chan<- os.Signal) {
 	for {
 		select {
-		case <-ctx.Done():
+		case <-done:
 			return
 		case sig := <-from:
 			select {
 			case to <- sig:
-			case <-ctx.Done():
+			case <-done:
 				return
 			}
 		}
