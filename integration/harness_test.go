@@ -32,6 +32,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(sigexecVar); spec != "" {
+		fmt.Fprintln(os.Stderr, "integration: start with signals set:", sigexec(spec, os.Args[1:]))
+		os.Exit(2)
+	}
 	os.Exit(testMain(m))
 }
 
