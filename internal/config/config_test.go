@@ -221,8 +221,11 @@ func TestLoadBadInput(t *testing.T) {
 		{"cacert", with("AION_VAULT_CACERT", "/nonexistent/ca.pem"), "AION_VAULT_CACERT names /nonexistent/ca.pem, which cannot be read"},
 		{"capath", with("AION_VAULT_CAPATH", "/nonexistent/certs"), "AION_VAULT_CAPATH names /nonexistent/certs, which cannot be read"},
 		{"client key alone", with("AION_VAULT_CLIENT_KEY", "/etc/hostname"), "AION_VAULT_CLIENT_KEY and AION_VAULT_CLIENT_CERT go together"},
+		{"client cert alone", with("AION_VAULT_CLIENT_CERT", "/etc/hostname"), "AION_VAULT_CLIENT_CERT and AION_VAULT_CLIENT_KEY go together"},
 		// A fallback that is at fault is named as the user wrote it.
 		{"cacert fallback", with("VAULT_CACERT", "/nonexistent/ca.pem"), "VAULT_CACERT names /nonexistent/ca.pem, which cannot be read"},
+		{"client cert fallback alone", with("VAULT_CLIENT_CERT", "/etc/hostname"), "VAULT_CLIENT_CERT and AION_VAULT_CLIENT_KEY go together"},
+		{"client key fallback alone", with("VAULT_CLIENT_KEY", "/etc/hostname"), "VAULT_CLIENT_KEY and AION_VAULT_CLIENT_CERT go together"},
 		{"skip verify fallback", with("VAULT_SKIP_VERIFY", "yes please"), `VAULT_SKIP_VERIFY is "yes please"; want true or false`},
 		{"jwt no role", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_JWT_FILE", "/etc/hostname"), "AION_VAULT_AUTH_ROLE is not set and jwt auth needs the role"},
 		{"jwt no file", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_AUTH_ROLE", "app"), "AION_VAULT_JWT_FILE is not set and jwt auth needs the file"},
