@@ -187,11 +187,44 @@ func readFile(t *testing.T, path string) string {
 
 // replaceEnv sets name=value in env, replacing an earlier one.
 func replaceEnv(env []string, name, value string) []string {
+	return append(withoutEnv(env, name), name+"="+value)
+}
+
+// withoutEnv is env without name.
+func withoutEnv(env []string, name string) []string {
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, name+"=") {
 			out = append(out, kv)
 		}
 	}
-	return append(out, name+"="+value)
+	return out
+}
+
+// AION_VAULT_SKIP_VERIFY against the TLS Vault with no CA given: aion-exec
+// starts, reads and rotates, and warns once, at its start, not at each
+// poll or connection.
+func TestSkipVerifyStartsAndWarnsOnce(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	env, _ := watchEnv(t, v)
+	env = append(withoutEnv(env, "AION_VAULT_CACERT"), "AION_VAULT_SKIP_VERIFY=true")
+	r := supervise(t, env, "node", childJS())
+	pid := pidOf(t, r.stdout.waitFor(t, "ready", 20*time.Second))
+	putPassword(v, "pw-2")
+	if hup := r.stdout.waitFor(t, "sighup", 5*time.Second); !strings.Contains(hup, "pw-2") || pidOf(t, hup) != pid {
+		t.Fatalf("after the rotation: %s", hup)
+	}
+	for range 3 { // polls after the rotation, each on the same client
+		r.stderr.waitFor(t, "msg=polled prog=aion-exec ok=true", 5*time.Second)
+	}
+	var warned []string
+	for _, l := range strings.Split(r.stderr.text(), "\n") {
+		if strings.Contains(l, "AION_VAULT_SKIP_VERIFY") {
+			warned = append(warned, l)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "level=WARN") || !strings.Contains(warned[0], "Vault's certificate is not verified") {
+		t.Errorf("want one warning about AION_VAULT_SKIP_VERIFY, got %d:\n%s", len(warned), strings.Join(warned, "\n"))
+	}
 }
