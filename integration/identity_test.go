@@ -115,15 +115,7 @@ func auditLoginJWTs(t *testing.T, log, path string) []string {
 	return out
 }
 
-func withoutToken(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "AION_VAULT_TOKEN=") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+func withoutToken(env []string) []string { return withoutEnv(env, "AION_VAULT_TOKEN") }
 
 // certLogin mounts the cert method with role web for a client CA and
 // returns a client certificate it accepts.

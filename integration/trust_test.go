@@ -3,6 +3,8 @@
 package integration
 
 import (
+	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +13,8 @@ import (
 )
 
 // The CA of Vault's listener is trusted from a file or from a directory,
-// and `check` shows what the certificate says.
+// and `check` shows what the certificate says: its subject, the CA the
+// harness made as its issuer, its expiry and the whole days left.
 func TestTLSTrustFromCACertAndCAPath(t *testing.T) {
 	t.Parallel()
 	v := seeded(t)
@@ -21,14 +24,50 @@ func TestTLSTrustFromCACertAndCAPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cas, err := parseCerts(b)
+	if err != nil || len(cas) != 1 {
+		t.Fatalf("the harness's CA %s: %d certificates, %v", v.CACert, len(cas), err)
+	}
 	write(t, filepath.Join(dir, "vault-ca.pem"), string(b))
+	leaf := servedCert(t, v)
 	for name, trust := range map[string]string{"cacert": "AION_VAULT_CACERT=" + v.CACert, "capath": "AION_VAULT_CAPATH=" + dir} {
+		before := daysLeft(leaf)
 		r := aion(t, []string{"AION_VAULT_ADDR=" + v.Addr, "AION_VAULT_TOKEN=" + tok, trust, "AION_DB_SECRET_PATH=aionos/dev/db-main"}, "check")
-		if r.Code != 0 || !strings.Contains(r.Stdout, `tls      verified: subject "`) || !strings.Contains(r.Stdout, "render   OK") {
-			t.Errorf("%s: exit %d\n%s\n%s", name, r.Code, r.Stdout, r.Stderr)
+		// A day may end while check runs: either count is right then.
+		ok := false
+		for _, days := range []int{before, daysLeft(leaf)} {
+			ok = ok || strings.Contains(r.Stdout, fmt.Sprintf("tls      verified: subject %q, issuer %q, expires %s (%d days)\n",
+				leaf.Subject.CommonName, cas[0].Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339), days))
+		}
+		if r.Code != 0 || !ok || !strings.Contains(r.Stdout, "render   OK") {
+			t.Errorf("%s: exit %d, want the listener's certificate (subject %q, issuer %q, expires %s, %d days left)\n%s\n%s", name, r.Code,
+				leaf.Subject.CommonName, cas[0].Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339), before, r.Stdout, r.Stderr)
 		}
 	}
 }
+
+// servedCert is the certificate v's listener shows, as the harness's own
+// client sees it.
+func servedCert(t *testing.T, v *Vault) *x509.Certificate {
+	t.Helper()
+	hc, err := v.newHTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(v.Addr + "/v1/sys/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		t.Fatalf("%s showed no certificate", v.Addr)
+	}
+	return resp.TLS.PeerCertificates[0]
+}
+
+// daysLeft is what `check` prints: whole days until the certificate expires.
+func daysLeft(c *x509.Certificate) int { return int(time.Until(c.NotAfter).Hours() / 24) }
 
 // A server certificate that does not verify fails at once, with one line
 // naming the address, what failed and the setting to fix; no waiting for
@@ -148,11 +187,44 @@ func readFile(t *testing.T, path string) string {
 
 // replaceEnv sets name=value in env, replacing an earlier one.
 func replaceEnv(env []string, name, value string) []string {
+	return append(withoutEnv(env, name), name+"="+value)
+}
+
+// withoutEnv is env without name.
+func withoutEnv(env []string, name string) []string {
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, name+"=") {
 			out = append(out, kv)
 		}
 	}
-	return append(out, name+"="+value)
+	return out
+}
+
+// AION_VAULT_SKIP_VERIFY against the TLS Vault with no CA given: aion-exec
+// starts, reads and rotates, and warns once, at its start, not at each
+// poll or connection.
+func TestSkipVerifyStartsAndWarnsOnce(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	env, _ := watchEnv(t, v)
+	env = append(withoutEnv(env, "AION_VAULT_CACERT"), "AION_VAULT_SKIP_VERIFY=true")
+	r := supervise(t, env, "node", childJS())
+	pid := pidOf(t, r.stdout.waitFor(t, "ready", 20*time.Second))
+	putPassword(v, "pw-2")
+	if hup := r.stdout.waitFor(t, "sighup", 5*time.Second); !strings.Contains(hup, "pw-2") || pidOf(t, hup) != pid {
+		t.Fatalf("after the rotation: %s", hup)
+	}
+	for range 3 { // polls after the rotation, each on the same client
+		r.stderr.waitFor(t, "msg=polled prog=aion-exec ok=true", 5*time.Second)
+	}
+	var warned []string
+	for _, l := range strings.Split(r.stderr.text(), "\n") {
+		if strings.Contains(l, "AION_VAULT_SKIP_VERIFY") {
+			warned = append(warned, l)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "level=WARN") || !strings.Contains(warned[0], "Vault's certificate is not verified") {
+		t.Errorf("want one warning about AION_VAULT_SKIP_VERIFY, got %d:\n%s", len(warned), strings.Join(warned, "\n"))
+	}
 }

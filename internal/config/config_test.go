@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,6 +104,68 @@ func TestLoadFallbacksAndInference(t *testing.T) {
 	}
 }
 
+// The TLS settings fall back to the Vault CLI's variables of the same
+// names: VAULT_* counts when AION_* is unset or empty, AION_* wins when
+// both are set, even AION_VAULT_SKIP_VERIFY=false over VAULT_SKIP_VERIFY=true.
+func TestTLSFallbacks(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("pem"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dirOf := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pairCert, pairKey := file("pair.pem"), file("pair-key.pem") // the other half of a client pair
+	tests := []struct {
+		aion, aionV, vault, vaultV string
+		also                       []string // settings the setting needs beside it
+		got                        func(*Config) (string, string)
+	}{
+		{"AION_VAULT_CACERT", file("aion-ca.pem"), "VAULT_CACERT", file("vault-ca.pem"), nil,
+			func(c *Config) (string, string) { return c.CACert.V, c.CACert.From() }},
+		{"AION_VAULT_CAPATH", dirOf("aion-cas"), "VAULT_CAPATH", dirOf("vault-cas"), nil,
+			func(c *Config) (string, string) { return c.CAPath.V, c.CAPath.From() }},
+		{"AION_VAULT_CLIENT_CERT", file("aion-client.pem"), "VAULT_CLIENT_CERT", file("vault-client.pem"), []string{"AION_VAULT_CLIENT_KEY", pairKey},
+			func(c *Config) (string, string) { return c.ClientCert.V, c.ClientCert.From() }},
+		{"AION_VAULT_CLIENT_KEY", file("aion-client-key.pem"), "VAULT_CLIENT_KEY", file("vault-client-key.pem"), []string{"AION_VAULT_CLIENT_CERT", pairCert},
+			func(c *Config) (string, string) { return c.ClientKey.V, c.ClientKey.From() }},
+		{"AION_VAULT_TLS_SERVER_NAME", "aion.vault.internal", "VAULT_TLS_SERVER_NAME", "vault.vault.internal", nil,
+			func(c *Config) (string, string) { return c.ServerName.V, c.ServerName.From() }},
+		{"AION_VAULT_SKIP_VERIFY", "false", "VAULT_SKIP_VERIFY", "true", nil,
+			func(c *Config) (string, string) { return strconv.FormatBool(c.SkipVerify.V), c.SkipVerify.From() }},
+	}
+	for _, tt := range tests {
+		for _, sc := range []struct {
+			name, aionV, want, from string
+		}{
+			{"VAULT_* when AION_* is unset", "", tt.vaultV, tt.vault},
+			{"AION_* over VAULT_*", tt.aionV, tt.aionV, tt.aion},
+		} {
+			t.Run(tt.aion+"/"+sc.name, func(t *testing.T) {
+				env := with(append([]string{tt.vault, tt.vaultV}, tt.also...)...)
+				if sc.aionV != "" {
+					env[tt.aion] = sc.aionV
+				}
+				c, _, err := load(t, env, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, from := tt.got(c); got != sc.want || from != sc.from {
+					t.Errorf("got %q from %s, want %q from %s", got, from, sc.want, sc.from)
+				}
+			})
+		}
+	}
+}
+
 func TestSeveralAddresses(t *testing.T) {
 	c, _, err := load(t, with("AION_VAULT_ADDR", "https://n1:8200/, https://n2:8200,,https://n3:8200"), true)
 	if err != nil {
@@ -146,7 +210,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"no addr", map[string]string{"AION_VAULT_TOKEN": "t"}, "AION_VAULT_ADDR is not set (nor VAULT_ADDR)"},
 		{"addr scheme", with("AION_VAULT_ADDR", "vault:8200"), `AION_VAULT_ADDR holds "vault:8200", which does not start with http:// or https://`},
 		{"second addr scheme", with("AION_VAULT_ADDR", "https://a:8200, b:8200"), `AION_VAULT_ADDR holds "b:8200", which does not start`},
-		{"mount", with("AION_VAULT_KV_MOUNT", "a b"), "AION_VAULT_KV_MOUNT must be a mount path"},
+		{"kv mount", with("AION_VAULT_KV_MOUNT", "a b"), "AION_VAULT_KV_MOUNT must be a mount path"},
 		{"no token", map[string]string{"AION_VAULT_ADDR": "http://v:1"}, "AION_VAULT_TOKEN is not set (nor VAULT_TOKEN, nor AION_VAULT_TOKEN_FILE)"},
 		{"token and file", with("AION_VAULT_TOKEN_FILE", "/etc/hostname"), "AION_VAULT_TOKEN_FILE conflicts with AION_VAULT_TOKEN"},
 		{"token file missing", map[string]string{"AION_VAULT_ADDR": "http://v:1", "AION_VAULT_TOKEN_FILE": tokenFile}, "AION_VAULT_TOKEN_FILE names " + tokenFile + ", which cannot be read"},
@@ -157,13 +221,19 @@ func TestLoadBadInput(t *testing.T) {
 		{"cacert", with("AION_VAULT_CACERT", "/nonexistent/ca.pem"), "AION_VAULT_CACERT names /nonexistent/ca.pem, which cannot be read"},
 		{"capath", with("AION_VAULT_CAPATH", "/nonexistent/certs"), "AION_VAULT_CAPATH names /nonexistent/certs, which cannot be read"},
 		{"client key alone", with("AION_VAULT_CLIENT_KEY", "/etc/hostname"), "AION_VAULT_CLIENT_KEY and AION_VAULT_CLIENT_CERT go together"},
+		{"client cert alone", with("AION_VAULT_CLIENT_CERT", "/etc/hostname"), "AION_VAULT_CLIENT_CERT and AION_VAULT_CLIENT_KEY go together"},
+		// A fallback that is at fault is named as the user wrote it.
+		{"cacert fallback", with("VAULT_CACERT", "/nonexistent/ca.pem"), "VAULT_CACERT names /nonexistent/ca.pem, which cannot be read"},
+		{"client cert fallback alone", with("VAULT_CLIENT_CERT", "/etc/hostname"), "VAULT_CLIENT_CERT and AION_VAULT_CLIENT_KEY go together"},
+		{"client key fallback alone", with("VAULT_CLIENT_KEY", "/etc/hostname"), "VAULT_CLIENT_KEY and AION_VAULT_CLIENT_CERT go together"},
+		{"skip verify fallback", with("VAULT_SKIP_VERIFY", "yes please"), `VAULT_SKIP_VERIFY is "yes please"; want true or false`},
 		{"jwt no role", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_JWT_FILE", "/etc/hostname"), "AION_VAULT_AUTH_ROLE is not set and jwt auth needs the role"},
 		{"jwt no file", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_AUTH_ROLE", "app"), "AION_VAULT_JWT_FILE is not set and jwt auth needs the file"},
 		{"jwt file missing", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_AUTH_ROLE", "app", "AION_VAULT_JWT_FILE", "/nonexistent/jwt"), "AION_VAULT_JWT_FILE names /nonexistent/jwt, which cannot be read"},
 		{"kubernetes outside a pod", with("AION_VAULT_AUTH_METHOD", "kubernetes", "AION_VAULT_AUTH_ROLE", "app"), "AION_VAULT_JWT_FILE names /var/run/secrets/kubernetes.io/serviceaccount/token, which cannot be read"},
 		{"kubernetes no role", with("AION_VAULT_AUTH_METHOD", "kubernetes", "AION_VAULT_JWT_FILE", "/etc/hostname"), "AION_VAULT_AUTH_ROLE is not set and kubernetes auth needs the role"},
 		{"cert no cert", with("AION_VAULT_AUTH_METHOD", "cert"), "AION_VAULT_CLIENT_CERT is not set and cert auth logs in with the client certificate"},
-		{"mount", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_AUTH_ROLE", "a", "AION_VAULT_JWT_FILE", "/etc/hostname", "AION_VAULT_AUTH_MOUNT", "a b"), `AION_VAULT_AUTH_MOUNT is "a b"; want an auth mount path such as jwt`},
+		{"auth mount", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_AUTH_ROLE", "a", "AION_VAULT_JWT_FILE", "/etc/hostname", "AION_VAULT_AUTH_MOUNT", "a b"), `AION_VAULT_AUTH_MOUNT is "a b"; want an auth mount path such as jwt`},
 		{"approle mounts disagree", with("AION_VAULT_APPROLE_ROLE_ID", "r", "AION_VAULT_APPROLE_SECRET_ID", "s", "AION_VAULT_AUTH_MOUNT", "x", "AION_VAULT_APPROLE_MOUNT", "y"), "AION_VAULT_APPROLE_MOUNT conflicts with AION_VAULT_AUTH_MOUNT"},
 		{"skip verify", with("AION_VAULT_SKIP_VERIFY", "yes please"), `AION_VAULT_SKIP_VERIFY is "yes please"; want true or false`},
 		{"env unset", with("AION_DB_SECRET_PATH", "a/${AION_ENV}/b"), "AION_DB_SECRET_PATH uses ${AION_ENV} but AION_ENV is not set"},
@@ -179,7 +249,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"startup", with("AION_STARTUP_TIMEOUT", "x"), `AION_STARTUP_TIMEOUT is "x"`},
 		{"bootstrap", with("AION_VAULT_BOOTSTRAP_TIMEOUT", "3 minutes"), `AION_VAULT_BOOTSTRAP_TIMEOUT is "3 minutes"`},
 		{"mode", with("AION_FILE_MODE", "rw"), `AION_FILE_MODE is "rw"; want an octal permission`},
-		{"mode world", with("AION_FILE_MODE", "0644"), "rendered files hold secrets and must not be world-accessible"},
+		{"mode world", with("AION_FILE_MODE", "0644"), `AION_FILE_MODE is "0644"; rendered files hold secrets and must not be world-accessible`},
 		{"restart", with("AION_RESTART_ON", "always"), `AION_RESTART_ON is "always"; want host, env or never`},
 		{"reload", with("AION_RELOAD_SIGNAL", "SIGFOO"), `AION_RELOAD_SIGNAL is "SIGFOO"`},
 		{"stop signal", with("AION_STOP_SIGNAL", "none"), `AION_STOP_SIGNAL is "none"`},
@@ -194,8 +264,11 @@ func TestLoadBadInput(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Load succeeded, want an error with %q", tt.want)
 			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error = %q\nwant it to contain %q", err, tt.want)
+			// One problem, one line, and the line starts with the variable
+			// at fault (the first word of want).
+			variable, _, _ := strings.Cut(tt.want, " ")
+			if lines := strings.Split(err.Error(), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], variable+" ") || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("error = %q\nwant one line starting with %s and containing %q", err, variable, tt.want)
 			}
 			if got := sysexits.Code(err); got != sysexits.Usage {
 				t.Errorf("exit code %d, want 64", got)
@@ -212,9 +285,14 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	lines := strings.Split(err.Error(), "\n")
-	if len(lines) != 4 {
-		t.Errorf("want 4 problems (addr, method, poll, log format), got %d:\n%s", len(lines), err)
+	var named []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		v, _, _ := strings.Cut(l, " ")
+		named = append(named, v)
+	}
+	slices.Sort(named)
+	if got, want := strings.Join(named, " "), "AION_LOG_FORMAT AION_POLL_INTERVAL AION_VAULT_ADDR AION_VAULT_AUTH_METHOD"; got != want {
+		t.Errorf("want one line per problem, each starting with its variable (%s), got:\n%s", want, err)
 	}
 }
 

@@ -155,7 +155,12 @@ func one(p *Problems, v *Var[string], env string, file *Var[string], fileEnv, mi
 // files are read again at every login, TLS files when they change.
 func (c *Config) files(p *Problems) {
 	if (c.ClientCert.V == "") != (c.ClientKey.V == "") {
-		p.add("AION_VAULT_CLIENT_KEY", "and AION_VAULT_CLIENT_CERT go together: set both or neither")
+		// Named as set (a VAULT_* fallback, a flag): the user must find it.
+		set, other := name(&c.ClientKey, "AION_VAULT_CLIENT_KEY"), "AION_VAULT_CLIENT_CERT"
+		if c.ClientCert.V != "" {
+			set, other = name(&c.ClientCert, "AION_VAULT_CLIENT_CERT"), "AION_VAULT_CLIENT_KEY"
+		}
+		p.add(set, "and "+other+" go together: set both or neither")
 	}
 	for _, f := range []struct {
 		v   *Var[string]

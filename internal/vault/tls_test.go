@@ -16,7 +16,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,12 +74,15 @@ func (ca *testCA) writeClient(t *testing.T) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
+// lookupSelf is a token's lookup-self answer: a token that never expires.
+const lookupSelf = `{"data":{"accessor":"a","policies":["default"],"ttl":0}}`
+
 // tlsVault answers lookup-self over TLS with cert; clientCAs, when set,
 // requires a client certificate signed by it.
 func tlsVault(t *testing.T, cert tls.Certificate, clientCAs *testCA) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"data":{"accessor":"a","policies":["default"],"ttl":0}}`)
+		io.WriteString(w, lookupSelf)
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	if clientCAs != nil {
@@ -190,4 +196,64 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.Rename(tmp, to); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cert-manager replaces the client certificate and key in place with ones
+// of a new CA, which the listener now requires: the next handshake
+// presents the new certificate, with no restart. The listener closes each
+// connection after one request, so every request is a handshake.
+func TestClientCertIsReadAgainWhenItChanges(t *testing.T) {
+	serverCA, oldCA, newCA := newTestCA(t, "server CA"), newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
+	var required atomic.Pointer[testCA]
+	required.Store(oldCA)
+	var (
+		mu        sync.Mutex
+		presented []string // issuers of the client certificates requests came with
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		presented = append(presented, r.TLS.PeerCertificates[0].Issuer.CommonName)
+		mu.Unlock()
+		io.WriteString(w, lookupSelf)
+	}))
+	srv.Config.SetKeepAlivesEnabled(false)
+	serverCert := serverCA.issue(t, time.Now().Add(time.Hour), x509.ExtKeyUsageServerAuth)
+	srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool := x509.NewCertPool()
+		pool.AddCert(required.Load().cert)
+		return &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}, nil
+	}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	oldCert, oldKey := oldCA.writeClient(t)
+	copyFile(t, oldCert, certFile)
+	copyFile(t, oldKey, keyFile)
+	c, err := New(Options{Addrs: []string{srv.URL}, TLS: TLS{CACert: serverCA.pem, ClientCert: certFile, ClientKey: keyFile},
+		StartupTimeout: time.Second, Auth: AuthOptions{Method: "token", Token: "hvs.t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(want string) {
+		t.Helper()
+		mu.Lock()
+		presented = nil
+		mu.Unlock()
+		if _, err := c.Login(context.Background()); err != nil {
+			t.Fatalf("login with the %s's certificate: %v", want, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(presented) == 0 || slices.ContainsFunc(presented, func(s string) bool { return s != want }) {
+			t.Errorf("the listener saw certificates of %q, want only %q", presented, want)
+		}
+	}
+	login("old client CA")
+
+	newCert, newKey := newCA.writeClient(t)
+	copyFile(t, newCert, certFile)
+	copyFile(t, newKey, keyFile)
+	required.Store(newCA)
+	login("new client CA")
 }
