@@ -40,7 +40,7 @@ type Config struct {
 	RoleID       Var[string]   `envconfig:"AION_VAULT_APPROLE_ROLE_ID" desc:"AppRole role ID"`
 	SecretID     Var[string]   `envconfig:"AION_VAULT_APPROLE_SECRET_ID" flag:"-" desc:"AppRole secret ID, plain or a response-wrapping token; environment only"`
 	SecretIDFile Var[string]   `envconfig:"AION_VAULT_APPROLE_SECRET_ID_FILE" desc:"file holding the AppRole secret ID (plain or wrapped)"`
-	AppRoleMount Var[string]   `envconfig:"AION_VAULT_APPROLE_MOUNT" desc:"auth mount of the AppRole method (an alias of AION_VAULT_AUTH_MOUNT)"`
+	AppRoleMount Var[string]   `envconfig:"AION_VAULT_APPROLE_MOUNT" default:"approle" desc:"auth mount of the AppRole method (an alias of AION_VAULT_AUTH_MOUNT)"`
 	Namespace    Var[string]   `envconfig:"AION_VAULT_NAMESPACE" fallback:"VAULT_NAMESPACE" desc:"Vault Enterprise / HCP namespace"`
 	CACert       Var[string]   `envconfig:"AION_VAULT_CACERT" fallback:"VAULT_CACERT" desc:"PEM CA bundle for Vault's TLS"`
 	CAPath       Var[string]   `envconfig:"AION_VAULT_CAPATH" fallback:"VAULT_CAPATH" desc:"directory of PEM CA certificates"`
