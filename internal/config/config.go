@@ -62,7 +62,7 @@ type Config struct {
 	HostFields   Var[[]string]       `envconfig:"AION_HOST_FIELDS" default:"host,hostname,port,database,dbname,endpoint,address,addr,url,uri" desc:"secret fields whose change restarts the child (RESTART_ON=host)"`
 	ReloadSignal Var[syscall.Signal] `envconfig:"AION_RELOAD_SIGNAL" default:"SIGHUP" desc:"signal sent on a change that needs no restart; none sends nothing"`
 
-	StopSignal     Var[syscall.Signal] `envconfig:"AION_STOP_SIGNAL" default:"SIGTERM" desc:"signal that asks the child to stop before a restart"`
+	StopSignal     Var[syscall.Signal] `envconfig:"AION_STOP_SIGNAL" default:"SIGTERM" desc:"signal aion-exec sends to stop the child for a restart or when another part of it failed; SIGTERM, SIGINT and SIGQUIT from outside are forwarded as they are"`
 	StopTimeout    Var[time.Duration]  `envconfig:"AION_STOP_TIMEOUT" default:"10s" desc:"wait after the stop signal before SIGKILL"`
 	SignalGroup    Var[bool]           `envconfig:"AION_SIGNAL_GROUP" default:"false" desc:"signal the child's whole process group (like tini -g)"`
 	PassVaultCreds Var[bool]           `envconfig:"AION_PASS_VAULT_CREDENTIALS" default:"false" desc:"hand aion-exec's own Vault credentials to the child"`
