@@ -131,22 +131,29 @@ func notice(t *testing.T, w *Watcher, what string) {
 	}
 }
 
+// count is the number of lines that contain s.
+func count(lines []string, s string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
 // lostAndBack checks that the directory's loss and its return were logged
 // once each, naming it.
 func lostAndBack(t *testing.T, lines []string, dir string) {
 	t.Helper()
 	for _, want := range []string{"watched directory is gone", "watched directory is back"} {
-		n := 0
-		for _, l := range lines {
-			if strings.Contains(l, want) {
-				n++
-				if !strings.Contains(l, "dir="+dir) {
-					t.Errorf("%q does not name %s", l, dir)
-				}
-			}
-		}
-		if n != 1 {
+		if n := count(lines, want); n != 1 {
 			t.Errorf("%d lines %q, want 1:\n%s", n, want, strings.Join(lines, "\n"))
+		}
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "dir="+dir) {
+			t.Errorf("%q does not name %s", l, dir)
 		}
 	}
 }
@@ -222,86 +229,76 @@ func TestMovedAwayDirectoryIsWatchedAgain(t *testing.T) {
 	lostAndBack(t, append(seen, log.rest()...), dir)
 }
 
-// A path that is a symlink switched to another directory (a release
-// directory, `ln -sfn`) gives inotify nothing to report: the recheck
-// finds another directory at the path and watches it.
-func TestSwitchedSymlinkIsWatchedAgain(t *testing.T) {
+// linked is a watch of a symlink to directory a, rechecked every 20 ms;
+// relink switches the symlink to target atomically (ln -sfn, then mv -T).
+type linked struct {
+	link, a, b string
+	w          *Watcher
+	log        logs
+}
+
+func watchLink(t *testing.T) *linked {
+	t.Helper()
 	root := t.TempDir()
-	a, b, link := filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "current")
-	for _, d := range []string{a, b} {
+	l := &linked{link: filepath.Join(root, "current"), a: filepath.Join(root, "a"), b: filepath.Join(root, "b"), log: make(logs, 100)}
+	for _, d := range []string{l.a, l.b} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Symlink(a, link); err != nil {
+	if err := os.Symlink(l.a, l.link); err != nil {
 		t.Fatal(err)
 	}
-	log := make(logs, 100)
-	w, err := start(context.Background(), slog.New(log), []string{link}, Dir(link), 20*time.Millisecond)
-	if err != nil {
+	var err error
+	if l.w, err = start(context.Background(), slog.New(l.log), []string{l.link}, Dir(l.link), 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
-	tmp := filepath.Join(root, "current.tmp")
-	if err := os.Symlink(b, tmp); err != nil {
+	t.Cleanup(l.w.Stop)
+	return l
+}
+
+func (l *linked) relink(t *testing.T, target string) {
+	t.Helper()
+	tmp := l.link + ".tmp"
+	if err := os.Symlink(target, tmp); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, link); err != nil {
+	if err := os.Rename(tmp, l.link); err != nil {
 		t.Fatal(err)
 	}
-	seen := log.waitFor(t, "watched directory is back")
-	notice(t, w, "the switch")
-	if err := os.WriteFile(filepath.Join(b, "app.env.tmpl"), []byte("A=1\n"), 0o600); err != nil {
+}
+
+// A path that is a symlink switched to another directory (a release
+// directory, `ln -sfn`) gives inotify nothing to report: the recheck
+// finds another directory at the path and watches it.
+func TestSwitchedSymlinkIsWatchedAgain(t *testing.T) {
+	l := watchLink(t)
+	l.relink(t, l.b)
+	seen := l.log.waitFor(t, "watched directory is back")
+	notice(t, l.w, "the switch")
+	if err := os.WriteFile(filepath.Join(l.b, "app.env.tmpl"), []byte("A=1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	notice(t, w, "a template written in the new target")
-	lostAndBack(t, append(seen, log.rest()...), link)
+	notice(t, l.w, "a template written in the new target")
+	lostAndBack(t, append(seen, l.log.rest()...), l.link)
 }
 
 // A path that is back but cannot be watched (here a symlink loop; in life
 // the inotify watch limit or a permission) says why, once, rather than
 // claim that it waits for the directory.
 func TestUnwatchableReturnSaysWhy(t *testing.T) {
-	root := t.TempDir()
-	a, link := filepath.Join(root, "a"), filepath.Join(root, "current")
-	if err := os.Mkdir(a, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(a, link); err != nil {
-		t.Fatal(err)
-	}
-	log := make(logs, 100)
-	w, err := start(context.Background(), slog.New(log), []string{link}, Dir(link), 20*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	relink := func(target string) {
-		tmp := filepath.Join(root, "current.tmp")
-		if err := os.Symlink(target, tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			t.Fatal(err)
-		}
-	}
-	relink("current") // itself
-	seen := log.waitFor(t, "watch the directory again failed")
-	if line := seen[len(seen)-1]; !strings.Contains(line, "too many levels of symbolic links") || !strings.Contains(line, "dir="+link) {
+	l := watchLink(t)
+	l.relink(t, filepath.Base(l.link)) // itself
+	seen := l.log.waitFor(t, "watch the directory again failed")
+	if line := seen[len(seen)-1]; !strings.Contains(line, "too many levels of symbolic links") || !strings.Contains(line, "dir="+l.link) {
 		t.Errorf("failure line %q does not say why, or of what", line)
 	}
-	relink(a)
-	seen = append(seen, log.waitFor(t, "watched directory is back")...)
-	notice(t, w, "the return")
-	seen = append(seen, log.rest()...)
-	lostAndBack(t, seen, link)
-	n := 0
-	for _, l := range seen {
-		if strings.Contains(l, "watch the directory again failed") {
-			n++
-		}
-	}
-	if n != 1 {
+	l.relink(t, l.a)
+	seen = append(seen, l.log.waitFor(t, "watched directory is back")...)
+	notice(t, l.w, "the return")
+	seen = append(seen, l.log.rest()...)
+	lostAndBack(t, seen, l.link)
+	if n := count(seen, "watch the directory again failed"); n != 1 {
 		t.Errorf("%d failure lines, want 1:\n%s", n, strings.Join(seen, "\n"))
 	}
 }
