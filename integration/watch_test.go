@@ -311,3 +311,47 @@ func TestChildExitCodePassesThrough(t *testing.T) {
 		}
 	}
 }
+
+// A templates directory removed and put back changed (a deploy tool, a
+// volume remounted) is watched again: the child keeps running while it is
+// away, the template it comes back with reaches the child, and so do later
+// edits. Its loss and its return are logged once each.
+func TestTemplatesDirReplacedIsWatchedAgain(t *testing.T) {
+	t.Parallel()
+	v := startVault(t)
+	v.KVPut("secret", "aionos/dev/db-main", map[string]any{"username": "u", "password": "pw-1", "host": "db1", "database": "app"})
+	env, _ := watchEnv(t, v, "AION_POLL_INTERVAL=1h")
+	r := supervise(t, env, "node", childJS())
+	pid := pidOf(t, r.stdout.waitFor(t, "ready", 20*time.Second))
+	dir := envValue(env, "AION_TEMPLATES_DIR")
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	r.stderr.waitFor(t, "watched directory is gone", 10*time.Second)
+	// Built aside and renamed into place.
+	next := dir + ".new"
+	if err := os.Mkdir(next, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(next, "creds.json.tmpl"), `{"password": {{ toJSON .db.password }}, "user": {{ toJSON .db.username }}}`)
+	if err := os.Rename(next, dir); err != nil {
+		t.Fatal(err)
+	}
+	r.stderr.waitFor(t, "watched directory is back", 10*time.Second)
+	hup := r.stdout.waitFor(t, "sighup", 10*time.Second)
+	if pidOf(t, hup) != pid || !strings.Contains(hup, `\"user\": \"u\"`) {
+		t.Fatalf("after the directory's return: %s (child pid %d)", hup, pid)
+	}
+
+	write(t, filepath.Join(dir, "creds.json.tmpl"), `{"password": {{ toJSON .db.password }}}`)
+	if hup := r.stdout.waitFor(t, "sighup n=2", 10*time.Second); strings.Contains(hup, `\"user\"`) {
+		t.Errorf("an edit after the return was not rendered: %s", hup)
+	}
+	for _, line := range []string{"watched directory is gone", "watched directory is back"} {
+		if n := strings.Count(r.stderr.text(), line); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", line, n, r.stderr.text())
+		}
+	}
+	assertNoSecrets(t, r.stderr.text(), "pw-1")
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -290,7 +289,7 @@ func (a *app) devBootstrap(ctx context.Context) error {
 	sum, err := bootstrap.Run(ctx, bootstrap.Options{
 		Addr:         cfg.VaultAddr.V[0],
 		KVMount:      cfg.KVMount.V,
-		AppRoleMount: cmp.Or(cfg.AppRoleMount.V, "approle"),
+		AppRoleMount: cfg.AppRoleMount.V,
 		Namespace:    cfg.Namespace.V,
 		TLS:          vaultOptions(cfg, a).TLS,
 		Timeout:      cfg.BootstrapTimeout.V,

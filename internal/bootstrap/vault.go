@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/aionos/aion-exec/internal/backoff"
+	"github.com/aionos/aion-exec/internal/statelog"
 	"github.com/aionos/aion-exec/internal/sysexits"
 	"github.com/aionos/aion-exec/internal/vault"
 )
@@ -42,28 +44,27 @@ func newBootstrapper(opts Options, sum *Summary) (*bootstrapper, error) {
 // logging once per change of state rather than once per attempt.
 func (b *bootstrapper) waitHealth(ctx context.Context, what string, ready func(*api.HealthResponse) bool) (*api.HealthResponse, error) {
 	bo := backoff.Backoff{Min: b.opts.pollMin, Max: 3 * time.Second}
-	last := ""
+	var waiting statelog.State
+	last := "" // the state met last, for the message if the wait ends
 	for {
 		h, err := b.api.Sys().HealthWithContext(ctx)
-		var state string
 		switch {
 		case err != nil && ctx.Err() != nil:
 			// the deadline hit mid-request: keep the last state for the message
-			state = last
 		case err != nil:
-			state = errState(err)
+			last = errState(err)
 		default:
-			state = healthState(h)
+			last = healthState(h)
 			if ready(h) {
-				if last != "" && what != "answering" {
-					b.opts.Log.Info("vault "+what, "addr", b.opts.Addr, "state", state)
+				if what != "answering" {
+					waiting.Recover(b.opts.Log, "vault "+what, "addr", b.opts.Addr, "state", last)
 				}
 				return h, nil
 			}
 		}
-		if state != last {
-			b.opts.Log.Info("waiting for vault", "until", what, "addr", b.opts.Addr, "state", state, "timeout", b.opts.Timeout)
-			last = state
+		if last != "" {
+			waiting.FailAs(b.opts.Log, slog.LevelInfo, last, "waiting for vault", errors.New(last),
+				"until", what, "addr", b.opts.Addr, "timeout", b.opts.Timeout)
 		}
 		select {
 		case <-ctx.Done():

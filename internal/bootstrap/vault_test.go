@@ -61,7 +61,7 @@ func TestWaitHealthLogsStateChangesOnly(t *testing.T) {
 		t.Errorf("returned %+v, want the active answer", h)
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	want := []string{`state="HTTP 500: storage unavailable"`, "state=sealed", "state=standby", `msg="vault active"`}
+	want := []string{`err="HTTP 500: storage unavailable"`, "err=sealed", "err=standby", `msg="vault active"`}
 	if len(lines) != len(want) {
 		t.Fatalf("%d log lines, want %d:\n%s", len(lines), len(want), logs.String())
 	}

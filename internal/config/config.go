@@ -40,7 +40,7 @@ type Config struct {
 	RoleID       Var[string]   `envconfig:"AION_VAULT_APPROLE_ROLE_ID" desc:"AppRole role ID"`
 	SecretID     Var[string]   `envconfig:"AION_VAULT_APPROLE_SECRET_ID" flag:"-" desc:"AppRole secret ID, plain or a response-wrapping token; environment only"`
 	SecretIDFile Var[string]   `envconfig:"AION_VAULT_APPROLE_SECRET_ID_FILE" desc:"file holding the AppRole secret ID (plain or wrapped)"`
-	AppRoleMount Var[string]   `envconfig:"AION_VAULT_APPROLE_MOUNT" desc:"auth mount of the AppRole method (an alias of AION_VAULT_AUTH_MOUNT)"`
+	AppRoleMount Var[string]   `envconfig:"AION_VAULT_APPROLE_MOUNT" default:"approle" desc:"auth mount of the AppRole method (an alias of AION_VAULT_AUTH_MOUNT)"`
 	Namespace    Var[string]   `envconfig:"AION_VAULT_NAMESPACE" fallback:"VAULT_NAMESPACE" desc:"Vault Enterprise / HCP namespace"`
 	CACert       Var[string]   `envconfig:"AION_VAULT_CACERT" fallback:"VAULT_CACERT" desc:"PEM CA bundle for Vault's TLS"`
 	CAPath       Var[string]   `envconfig:"AION_VAULT_CAPATH" fallback:"VAULT_CAPATH" desc:"directory of PEM CA certificates"`
@@ -62,7 +62,7 @@ type Config struct {
 	HostFields   Var[[]string]       `envconfig:"AION_HOST_FIELDS" default:"host,hostname,port,database,dbname,endpoint,address,addr,url,uri" desc:"secret fields whose change restarts the child (RESTART_ON=host)"`
 	ReloadSignal Var[syscall.Signal] `envconfig:"AION_RELOAD_SIGNAL" default:"SIGHUP" desc:"signal sent on a change that needs no restart; none sends nothing"`
 
-	StopSignal     Var[syscall.Signal] `envconfig:"AION_STOP_SIGNAL" default:"SIGTERM" desc:"signal that asks the child to stop before a restart"`
+	StopSignal     Var[syscall.Signal] `envconfig:"AION_STOP_SIGNAL" default:"SIGTERM" desc:"signal aion-exec sends to stop the child for a restart or when another part of it failed; SIGTERM, SIGINT and SIGQUIT from outside are forwarded as they are"`
 	StopTimeout    Var[time.Duration]  `envconfig:"AION_STOP_TIMEOUT" default:"10s" desc:"wait after the stop signal before SIGKILL"`
 	SignalGroup    Var[bool]           `envconfig:"AION_SIGNAL_GROUP" default:"false" desc:"signal the child's whole process group (like tini -g)"`
 	PassVaultCreds Var[bool]           `envconfig:"AION_PASS_VAULT_CREDENTIALS" default:"false" desc:"hand aion-exec's own Vault credentials to the child"`

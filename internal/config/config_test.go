@@ -331,3 +331,34 @@ func TestLoadWithoutAuth(t *testing.T) {
 		t.Errorf("BootstrapTimeout = %s", c.BootstrapTimeout.V)
 	}
 }
+
+// Where each method logs in: AION_VAULT_AUTH_MOUNT, for AppRole its alias
+// AION_VAULT_APPROLE_MOUNT (default approle, from the table), else the
+// method's name.
+func TestAuthMount(t *testing.T) {
+	approle := func(kv ...string) map[string]string {
+		return with(append([]string{"AION_VAULT_APPROLE_ROLE_ID", "r", "AION_VAULT_APPROLE_SECRET_ID", "s"}, kv...)...)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"approle by default", approle(), "approle"},
+		{"approle alias", approle("AION_VAULT_APPROLE_MOUNT", "/team-approle/"), "team-approle"},
+		{"approle auth mount", approle("AION_VAULT_AUTH_MOUNT", "other"), "other"},
+		{"approle both agree", approle("AION_VAULT_AUTH_MOUNT", "same", "AION_VAULT_APPROLE_MOUNT", "same"), "same"},
+		{"jwt by default", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_AUTH_ROLE", "a", "AION_VAULT_JWT_FILE", "/etc/hostname"), "jwt"},
+		{"jwt ignores the alias", with("AION_VAULT_AUTH_METHOD", "jwt", "AION_VAULT_AUTH_ROLE", "a", "AION_VAULT_JWT_FILE", "/etc/hostname", "AION_VAULT_APPROLE_MOUNT", "x"), "jwt"},
+		{"token by default", base(), "token"},
+	} {
+		c, _, err := load(t, tc.env, true)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if c.AuthMount.V != tc.want {
+			t.Errorf("%s: mount %q, want %q", tc.name, c.AuthMount.V, tc.want)
+		}
+	}
+}

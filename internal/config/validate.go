@@ -122,15 +122,17 @@ func (c *Config) auth(p *Problems) {
 }
 
 // mount is where the method is mounted: AION_VAULT_AUTH_MOUNT, for
-// AppRole also its older alias AION_VAULT_APPROLE_MOUNT, else the
-// method's own name.
+// AppRole else its older alias AION_VAULT_APPROLE_MOUNT (whose default,
+// approle, is the table's), else the method's own name.
 func (c *Config) mount(p *Problems) {
 	m, env := strings.Trim(c.AuthMount.V, "/"), name(&c.AuthMount, "AION_VAULT_AUTH_MOUNT")
-	if alias := strings.Trim(c.AppRoleMount.V, "/"); c.AuthMethod.V == "approle" && alias != "" {
-		if m != "" && m != alias {
+	if alias := strings.Trim(c.AppRoleMount.V, "/"); c.AuthMethod.V == "approle" {
+		switch {
+		case m == "":
+			m, env = alias, name(&c.AppRoleMount, "AION_VAULT_APPROLE_MOUNT")
+		case c.AppRoleMount.Set() && alias != m:
 			p.add(name(&c.AppRoleMount, "AION_VAULT_APPROLE_MOUNT"), "conflicts with AION_VAULT_AUTH_MOUNT; set one of them")
 		}
-		m, env = alias, name(&c.AppRoleMount, "AION_VAULT_APPROLE_MOUNT")
 	}
 	if m == "" {
 		m = c.AuthMethod.V

@@ -24,8 +24,9 @@ import (
 // that asks for something to apply. A failing pass keeps the last good
 // render and is logged once per state; a Vault that is down is retried with
 // backoff. It returns nil when ctx ends, or an error when the templates
-// directory cannot be watched: edits that silently stop arriving are worse
-// than a restart.
+// directory cannot be watched at start: edits that silently stop arriving
+// are worse than a restart. A directory lost later is watched again when
+// it is back, and its return is an edit (filewatch).
 func (r *Refresher) Run(ctx context.Context, apply func(Decision)) error {
 	if err := r.Watch(ctx); err != nil {
 		return err

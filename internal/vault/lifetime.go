@@ -24,8 +24,10 @@ import (
 // of the token, secret-ID or JWT file on disk logs in again at once.
 //
 // It returns nil when ctx ends, and an error only when the credential files
-// cannot be watched: a rotated credential that goes unnoticed would end in
-// an expired login.
+// cannot be watched at start: a rotated credential that goes unnoticed
+// would end in an expired login. A directory of theirs lost later is
+// watched again when it is back, and its return counts as a change
+// (filewatch).
 func (c *Client) KeepAlive(ctx context.Context) error {
 	if err := c.WatchCredentials(ctx); err != nil {
 		return err
