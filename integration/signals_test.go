@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -200,4 +201,67 @@ func inState(pid int, state byte) error {
 		return nil
 	}
 	return fmt.Errorf("state is not %c: %q", state, b)
+}
+
+// With a watched directory, the shipped binary starts its keeper, which
+// holds the inotify instance and nothing else, and follows aion-exec when
+// it exits (docs/supervise.md, "Exit").
+func TestKeeperFollowsAionExec(t *testing.T) {
+	t.Parallel()
+	r, _ := signalled(t, "AION_TEMPLATES_DIR="+t.TempDir(), "AION_STOP_TIMEOUT=1s")
+	aionPid := r.cmd.Process.Pid
+	var keeper int
+	eventually(t, "the keeper", 5*time.Second, func() error {
+		// Each thread lists the children it made.
+		b, err := exec.Command("sh", "-c", fmt.Sprintf("cat /proc/%d/task/*/children", aionPid)).Output()
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			k, _ := strconv.Atoi(f)
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k))
+			if strings.TrimSpace(string(comm)) != "aion-exec keep" {
+				continue
+			}
+			links, err := fdLinks(k)
+			if err != nil {
+				return err
+			}
+			if want := "anon_inode:[pidfd] anon_inode:inotify"; links != want {
+				return fmt.Errorf("keeper %d holds %s, want %s", k, links, want)
+			}
+			keeper = k
+			return nil
+		}
+		return fmt.Errorf("no child of aion-exec is the keeper: %q", b)
+	})
+	fd, err := unix.PidfdOpen(keeper, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	r.cmd.Process.Signal(syscall.SIGTERM) // the child traps it: killed after AION_STOP_TIMEOUT
+	r.wait(t)
+	if n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 5000); err != nil || n != 1 {
+		t.Errorf("keeper %d still runs 5s after aion-exec exited (poll %d, %v)", keeper, n, err)
+	}
+}
+
+// fdLinks lists what pid's descriptors point at, sorted, space-separated.
+func fdLinks(pid int) (string, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var links []string
+	for _, e := range ents {
+		l, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return "", err
+		}
+		links = append(links, l)
+	}
+	slices.Sort(links)
+	return strings.Join(links, " "), nil
 }

@@ -55,6 +55,11 @@ func (a *app) supervise(ctx, prepCtx context.Context, handOver func(), command [
 	}
 	handOver()
 	<-caught
+	// Off the child's path: the keeper holds the watches' inotify
+	// instances, so that the exit does not wait for their teardown.
+	kept := make(chan struct{})
+	go func() { defer close(kept); supervise.Keep() }()
+	defer func() { <-kept }()
 
 	forward := make(chan os.Signal, 64)
 	sup, apply := a.supervisor(command, first, forward)

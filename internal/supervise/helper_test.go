@@ -834,3 +834,22 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 // to it as a uintptr goes stale if the call grows the goroutine's stack,
 // and the kernel writes to where the variable was (a flaky 0 under load).
 var prctlOut int32
+
+// within polls cond, which reads the kernel's view of a process, until it
+// holds or d has passed.
+func within(d time.Duration, cond func() error) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(d)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return err
+		}
+	}
+}

@@ -206,10 +206,7 @@ func TestOwnSIGPIPENotForwarded(t *testing.T) {
 // awaitState waits up to a second for process pid to be in state (as
 // /proc/PID/stat has it: 'T' stopped).
 func awaitState(pid int, state byte) error {
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(time.Second)
-	for {
+	return within(time.Second, func() error {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			return err
@@ -218,10 +215,6 @@ func awaitState(pid int, state byte) error {
 		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] == state {
 			return nil
 		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return fmt.Errorf("process %d not in state %c after 1s: %q", pid, state, b)
-		}
-	}
+		return fmt.Errorf("process %d not in state %c: %q", pid, state, b)
+	})
 }
