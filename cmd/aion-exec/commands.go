@@ -64,6 +64,11 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	}
 	a.log.Debug("rendered", "env", len(d.Env), "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V,
 		"took", time.Since(t0).Round(time.Microsecond))
+	if a.command != nil {
+		// Only a supervised child lives on through rotations; the outputs
+		// of once and env are taken as they are.
+		r.WarnLeasedEnv()
+	}
 	return vc, r, d, nil
 }
 
