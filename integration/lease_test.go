@@ -137,18 +137,19 @@ func TestLeaseRevokedOnExit(t *testing.T) {
 	}
 }
 
-// check shows a leased secret's lease and a certificate's validity, never
-// a value, and leaves no database user behind.
+// check shows a leased secret's lease, and a certificate's subject, names
+// and validity, never a value, and leaves no database user behind.
 func TestCheckLeasedSecrets(t *testing.T) {
 	t.Parallel()
 	v := startVault(t, withPlugins())
 	env, pg, _, _ := dynamicDB(t, v, time.Minute, time.Hour)
 	v.PKI(t)
-	r := aion(t, append(env, "AION_TLS_SECRET_PATH=pki/issue/internal?common_name=web.internal&ttl=5m"), "check")
+	const tls = "pki/issue/internal?common_name=web.internal&alt_names=api.internal&ip_sans=127.0.0.1&ttl=5m"
+	r := aion(t, append(env, "AION_TLS_SECRET_PATH="+tls), "check")
 	for _, want := range []string{
 		"database/creds/app -> database/creds/app (mount database, database, lease 1m0s, renewable true, revoked again) keys [password,username] OK",
 		"aionos/dev/db-main -> secret/data/aionos/dev/db-main (mount secret, kv-v2 version 1)",
-		"pki/issue/internal?common_name=web.internal&ttl=5m -> pki/issue/internal (mount pki, pki, certificate valid ",
+		tls + ` -> pki/issue/internal (mount pki, pki, certificate subject "CN=web.internal", SANs [DNS:api.internal DNS:web.internal IP:127.0.0.1], valid `,
 	} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("check lacks %q:\n%s\n%s", want, r.Stdout, r.Stderr)
