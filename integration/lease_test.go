@@ -72,11 +72,16 @@ func roleExists(t *testing.T, pg *Postgres, user string) bool {
 // Dynamic credentials under a running child: the lease is renewed, not
 // read again, until its max TTL; then a new user arrives before the old
 // one ends, with one SIGHUP; Vault drops the old user after its lease; a
-// connection loop through two rotations never fails to log in.
+// connection loop through two rotations never fails to log in. No lease
+// event reads KV (Vault's audit log): KV is read at start and by polls,
+// which are an hour apart here, so that any other read would show. The
+// built-in db template puts the user in PGUSER, PGPASSWORD and
+// DATABASE_URL, which a reload cannot change: aion-exec says so at start.
 func TestDynamicDatabaseCredentials(t *testing.T) {
 	t.Parallel()
 	v := startVault(t, withPlugins())
 	env, pg, audit, creds := dynamicDB(t, v, 5*time.Second, 12*time.Second)
+	env = replaceEnv(env, "AION_POLL_INTERVAL", "1h")
 	r := supervise(t, env, "sh", "-c", dbLoop, "loop", creds, fmt.Sprint(pg.Port))
 	first := strings.TrimPrefix(r.stdout.waitFor(t, "user ", 30*time.Second), "user ")
 	if renewed := r.stderr.waitFor(t, "lease renewed", 10*time.Second); !strings.Contains(renewed, "secret=db") {
@@ -103,8 +108,20 @@ func TestDynamicDatabaseCredentials(t *testing.T) {
 	if out := r.stdout.text(); strings.Count(out, "sighup") != 2 || strings.Contains(out, "fail ") {
 		t.Errorf("want two SIGHUPs, no failed login:\n%s", out)
 	}
-	assertNoSecrets(t, r.stderr.text(), credValue(t, creds, "PGPASSWORD"))
-	t.Logf("aion-exec's log:\n%s", r.stderr.text())
+	password := credValue(t, creds, "PGPASSWORD")
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.wait(t)
+	logs := r.stderr.text()
+	// Counted once aion-exec has ended: no request or poll is in flight.
+	if kv, polls := auditCount(t, audit, "secret/data/aionos/dev/db-main"), strings.Count(logs, "msg=polled"); kv != 1+polls {
+		t.Errorf("KV read %d times: want once at start and once per poll (%d): a lease event must not read KV", kv, polls)
+	}
+	if n := strings.Count(logs, "leased secrets reach environment variables"); n != 1 ||
+		!strings.Contains(logs, `leased_env="db [DATABASE_URL PGPASSWORD PGUSER]"`) {
+		t.Errorf("want one warning that db's user reaches DATABASE_URL, PGPASSWORD and PGUSER, got %d:\n%s", n, logs)
+	}
+	assertNoSecrets(t, logs, password)
+	t.Logf("aion-exec's log:\n%s", logs)
 }
 
 // credValue is the value of name in the rendered credentials file creds.
