@@ -6,15 +6,41 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
 
+// certChild is a child that shows the certificate in file $1 as a
+// service would load it, at start and at each SIGHUP: "ready serial=S
+// notAfter=T", "sighup serial=S notAfter=T".
+const certChild = `show() { echo "$1 $(openssl x509 -in "$2" -noout -serial -enddate | tr '\n' ' ')"; }
+trap 'show sighup "$1"' HUP
+show ready "$1"
+while :; do sleep 0.1; done`
+
+var certSeenRE = regexp.MustCompile(`serial=(\S+) notAfter=(.+ GMT)`)
+
+// certSeen is a certificate the child loaded: its serial and its end.
+func certSeen(t *testing.T, line string) (serial string, notAfter time.Time) {
+	t.Helper()
+	m := certSeenRE.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no certificate in the child's line %q", line)
+	}
+	notAfter, err := time.Parse("Jan _2 15:04:05 2006 GMT", m[2])
+	if err != nil {
+		t.Fatalf("the child's line %q: %v", line, err)
+	}
+	return m[1], notAfter
+}
+
 // A certificate from PKI with a short TTL is re-issued before it expires:
-// certificate, key and chain are files, each rotation one SIGHUP, and
-// after every one openssl verifies the certificate against the issuing
-// CA and the key belongs to it.
+// certificate, key and chain are files, each rotation one SIGHUP, which
+// the child gets before the certificate it had ends; after every one
+// openssl verifies the certificate against the issuing CA and the key
+// belongs to it.
 func TestPKICertificateReissued(t *testing.T) {
 	t.Parallel()
 	v := startVault(t)
@@ -25,25 +51,34 @@ func TestPKICertificateReissued(t *testing.T) {
 	write(t, filepath.Join(tmpl, "chain.pem.tmpl"), "{{ .tls.issuing_ca }}\n")
 	env := append(tokenEnv(v, rootToken), "AION_TLS_SECRET_PATH=pki/issue/internal?common_name=web.internal&ttl=6s",
 		"AION_TEMPLATES_DIR="+tmpl, "AION_RENDER_DIR="+render, "AION_POLL_INTERVAL=1s")
-	r := supervise(t, env, "node", childJS())
-	r.stdout.waitFor(t, "ready", 20*time.Second)
-	serials := []string{certSerial(t, ca, render)}
-	for range 2 {
-		r.stderr.waitFor(t, "certificate re-issued", 15*time.Second)
-		r.stdout.waitFor(t, "sighup", 5*time.Second)
-		serials = append(serials, certSerial(t, ca, render))
-	}
-	if serials[0] == serials[1] || serials[1] == serials[2] {
-		t.Errorf("serials %v: each rotation must bring a new certificate", serials)
+	r := supervise(t, env, "sh", "-c", certChild, "cert", filepath.Join(render, "web.pem"))
+	serial, notAfter := certSeen(t, r.stdout.waitFor(t, "ready", 20*time.Second))
+	verifyCert(t, ca, render)
+	for i := range 2 {
+		line := r.stdout.waitFor(t, "sighup", 15*time.Second)
+		// The new certificate was written before the SIGHUP was sent,
+		// so it arrived no later than now.
+		arrived := time.Now()
+		r.stderr.waitFor(t, "certificate re-issued", 5*time.Second)
+		next, nextNotAfter := certSeen(t, line)
+		if !arrived.Before(notAfter) {
+			t.Errorf("re-issue %d reached the child at %s, not before the end of its certificate (%s)",
+				i+1, arrived.UTC().Format(time.RFC3339Nano), notAfter.UTC().Format(time.RFC3339))
+		}
+		if next == serial {
+			t.Errorf("re-issue %d: the child loaded the same certificate (serial %s)", i+1, serial)
+		}
+		verifyCert(t, ca, render)
+		serial, notAfter = next, nextNotAfter
 	}
 	if n := strings.Count(r.stdout.text(), "sighup"); n != 2 {
 		t.Errorf("%d SIGHUPs for two rotations", n)
 	}
 }
 
-// certSerial checks the rendered certificate with openssl against the CA,
-// and that the rendered key is its key; it returns its serial.
-func certSerial(t *testing.T, ca, dir string) string {
+// verifyCert checks the rendered certificate with openssl against the
+// CA, and that the rendered key is its key.
+func verifyCert(t *testing.T, ca, dir string) {
 	t.Helper()
 	run := func(args ...string) string {
 		out, err := exec.Command("openssl", args...).CombinedOutput()
@@ -59,7 +94,6 @@ func certSerial(t *testing.T, ca, dir string) string {
 	if certKey, key := run("x509", "-in", cert, "-noout", "-pubkey"), run("pkey", "-in", filepath.Join(dir, "web-key.pem"), "-pubout"); certKey != key {
 		t.Errorf("the rendered key does not belong to the rendered certificate")
 	}
-	return strings.TrimSpace(run("x509", "-in", cert, "-noout", "-serial"))
 }
 
 // A KV rotation reloads the child and makes no lease request: no renewal,
