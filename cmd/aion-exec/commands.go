@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
@@ -63,6 +65,11 @@ func (a *app) prepare(ctx context.Context) (*vault.Client, *refresh.Refresher, r
 	}
 	a.log.Debug("rendered", "env", len(d.Env), "files", len(d.Output.Files), "dir", a.cfg.RenderDir.V,
 		"took", time.Since(t0).Round(time.Microsecond))
+	if a.command != nil {
+		// Only a supervised child lives on through rotations; the outputs
+		// of once and env are taken as they are.
+		r.WarnLeasedEnv()
+	}
 	return vc, r, d, nil
 }
 
@@ -248,7 +255,7 @@ func (a *app) checkKind(ctx context.Context, vc *vault.Client, sec *vault.Secret
 	case l == nil:
 		return fmt.Sprintf("mount %s, %s, no lease: polled", sec.Mount, sec.Engine)
 	case l.ID == "":
-		return fmt.Sprintf("mount %s, %s, certificate valid %s to %s", sec.Mount, sec.Engine,
+		return fmt.Sprintf("mount %s, %s, certificate %s, valid %s to %s", sec.Mount, sec.Engine, certNames(sec.Data),
 			l.NotBefore.UTC().Format(time.RFC3339), l.NotAfter.UTC().Format(time.RFC3339))
 	}
 	revoked := "revoked again"
@@ -256,6 +263,35 @@ func (a *app) checkKind(ctx context.Context, vc *vault.Client, sec *vault.Secret
 		revoked = "NOT revoked: " + err.Error()
 	}
 	return fmt.Sprintf("mount %s, %s, lease %s, renewable %t, %s", sec.Mount, sec.Engine, l.Duration, l.Renewable, revoked)
+}
+
+// certNames is who a secret's certificate is for: its subject and its
+// subject alternative names, as `subject "CN=web.internal", SANs
+// [DNS:web.internal IP:127.0.0.1]`. Neither is a secret.
+func certNames(data map[string]any) string {
+	pemText, _ := data["certificate"].(string)
+	b, _ := pem.Decode([]byte(pemText))
+	if b == nil {
+		return "unreadable"
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return "unreadable"
+	}
+	var sans []string
+	for _, n := range c.DNSNames {
+		sans = append(sans, "DNS:"+n)
+	}
+	for _, ip := range c.IPAddresses {
+		sans = append(sans, "IP:"+ip.String())
+	}
+	for _, u := range c.URIs {
+		sans = append(sans, "URI:"+u.String())
+	}
+	for _, e := range c.EmailAddresses {
+		sans = append(sans, "email:"+e)
+	}
+	return fmt.Sprintf("subject %q, SANs [%s]", c.Subject.String(), strings.Join(sans, " "))
 }
 
 // keyList names the keys that a template or AION_HOST_FIELDS names and

@@ -55,6 +55,7 @@ type leaseSource struct {
 	revoked      []string
 	renewed      chan struct{}
 	failRenewals bool
+	conn         map[string]any // the KV secret's data; nil: host, username and password
 }
 
 func (s *leaseSource) ReadAll(_ context.Context, refs []vault.Ref) ([]*vault.Secret, error) {
@@ -64,7 +65,11 @@ func (s *leaseSource) ReadAll(_ context.Context, refs []vault.Ref) ([]*vault.Sec
 	for _, r := range refs {
 		s.reads[r.Path]++
 		if r.Path == "aionos/conn" {
-			out = append(out, &vault.Secret{Name: r.Name, Data: map[string]any{"host": "db", "username": "static", "password": "static"}})
+			conn := s.conn
+			if conn == nil {
+				conn = map[string]any{"host": "db", "username": "static", "password": "static"}
+			}
+			out = append(out, &vault.Secret{Name: r.Name, Data: conn})
 			continue
 		}
 		s.issued++
