@@ -301,8 +301,13 @@ func helperChild() {
 			say("bad command %q", sc.Text())
 		}
 	}
-	// Stdin ended: the test is over, or failed; never outlive it.
+	// Stdin ended: the test is over, or failed; never outlive it. With
+	// HELPER_LINGER, stay a while yet, for a test that must see this
+	// process killed rather than ended by its stdin.
 	runtime.KeepAlive(held)
+	if os.Getenv("HELPER_LINGER") != "" {
+		<-time.After(timeout)
+	}
 }
 
 // tryRead says whether path can be opened and read, and whether what it

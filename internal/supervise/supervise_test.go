@@ -395,6 +395,31 @@ func TestGroup(t *testing.T) {
 			t.Errorf("run = %d, %v; want 0, nil", r.code, r.err)
 		}
 	})
+	t.Run("killed", func(t *testing.T) {
+		// Both ignore the stop signal: after StopTimeout SIGKILL goes to
+		// the whole group, the grandchild too, which would otherwise
+		// linger on for the whole timeout after its stdin (held by the
+		// child) ends.
+		t.Parallel()
+		p := start(t, Options{Args: []string{self()}, Env: helperEnv("child", "HELPER_CATCH=std", "HELPER_LINGER=1"), Group: true, StopTimeout: 200 * time.Millisecond}, true)
+		must(t, p.expect("child ready gen="))
+		must(t, p.send("spawn grandchild"))
+		must(t, p.expect("grandchild ready gen="))
+		p.cancel()
+		must(t, p.expectSet("child signal SIGTERM", "grandchild signal SIGTERM"))
+		r, err := p.wait()
+		must(t, err)
+		if r.code != 128+9 || r.err != nil {
+			t.Errorf("run = %d, %v; want 137, nil", r.code, r.err)
+		}
+		// The grandchild shares our end of the output pipe: it ends only
+		// when the grandchild is gone too.
+		rest, err := p.rest()
+		must(t, err)
+		if len(rest) > 0 {
+			t.Errorf("more output: %q", rest)
+		}
+	})
 }
 
 // TestSubreaper is not parallel: the reaper logs orphans to the first
