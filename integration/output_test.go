@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // AION_MASK_OUTPUT: what the child prints of a secret reaches the terminal
@@ -41,5 +42,42 @@ func TestOversizedVariableRefusedBeforeFork(t *testing.T) {
 	if r.Code != 65 || len(lines) != 1 || !strings.Contains(lines[0], "APP_KEY") || !strings.Contains(lines[0], ".tmpl") ||
 		strings.Contains(r.Stdout, "child-started") || strings.Contains(r.Stderr, big[:64]) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%.2000s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// A value that grows too big for exec while the child runs: the child
+// keeps running on the last good render, the error is logged once however
+// many polls meet it, and a value that fits again is rendered.
+func TestOversizedVariableWhileRunning(t *testing.T) {
+	t.Parallel()
+	v := startVault(t)
+	v.KVPut("secret", "app/blob", map[string]any{"key": "small-1"})
+	tmpl := t.TempDir()
+	write(t, filepath.Join(tmpl, "app.env.tmpl"), "APP_KEY={{ .blob.key }}\n")
+	env := append(tokenEnv(v, rootToken), "AION_BLOB_SECRET_PATH=app/blob", "AION_TEMPLATES_DIR="+tmpl,
+		"AION_RENDER_DIR="+filepath.Join(t.TempDir(), "out"), "AION_POLL_INTERVAL=200ms", "AION_RESTART_ON=env",
+		"CHILD_ENV=APP_KEY")
+	r := supervise(t, env, "node", childJS())
+	pid := pidOf(t, r.stdout.waitFor(t, "ready", 20*time.Second))
+	big := strings.Repeat("k", 200<<10)
+	v.KVPut("secret", "app/blob", map[string]any{"key": big})
+	first := r.stderr.waitFor(t, "environment too large to exec: APP_KEY", 10*time.Second)
+	for range 5 { // polls that meet the same oversized value
+		r.stderr.waitFor(t, "msg=polled", 5*time.Second)
+	}
+	if !alive(pid) {
+		t.Fatalf("child %d gone after an oversized value", pid)
+	}
+	v.KVPut("secret", "app/blob", map[string]any{"key": "small-2"})
+	restarted := r.stdout.waitFor(t, "ready", 10*time.Second)
+	if !strings.Contains(restarted, "small-2") {
+		t.Errorf("after the value fits again: %s", restarted)
+	}
+	logs := r.stderr.text()
+	if n := strings.Count(logs, "environment too large"); n != 1 || strings.Contains(logs, big[:64]) {
+		t.Errorf("want the oversized APP_KEY logged once (%q), got %d times:\n%.3000s", first, n, logs)
+	}
+	if strings.Count(r.stdout.text(), "ready") != 2 {
+		t.Errorf("want one start and one restart:\n%s", r.stdout.text())
 	}
 }
