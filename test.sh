@@ -9,7 +9,11 @@ go vet -tags integration ./integration/
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags integration ./integration/
 go test -race -count=1 ./...
-(tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT; go test -c -race -o "$tmp/supervise.test" ./internal/supervise && unshare --pid --fork --mount-proc "$tmp/supervise.test" -test.count=1)   # supervise's tests again, as PID 1
+(tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+ for pkg in internal/supervise cmd/aion-exec; do   # the supervisor's tests and the actor group's again, as PID 1
+   go test -c -race -o "$tmp/pkg.test" "./$pkg"
+   (cd "$pkg"; unshare --pid --fork --mount-proc "$tmp/pkg.test" -test.count=1)
+ done)
 (cd bench && go vet ./... && go test -count=1 ./...)   # the benchmark harness, a module of its own
 (cd examples/check && go vet ./... && go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... && go test -count=1 ./...)   # the examples' static checks, a module of its own
 (cd examples/node-service && npm ci --no-audit --no-fund --silent)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -264,4 +265,44 @@ func fdLinks(pid int) (string, error) {
 	}
 	slices.Sort(links)
 	return strings.Join(links, " "), nil
+}
+
+// The shipped binary as PID 1 of a PID namespace, as a container's
+// entrypoint: signals reach the child (job control too, which the kernel
+// does not let PID 1 stop itself for), and it exits with the child's code.
+func TestSignalsAsPID1(t *testing.T) {
+	t.Parallel()
+	v := seeded(t)
+	env := append(tokenEnv(v, rootToken), "AION_DB_SECRET_PATH=aionos/dev/db-main",
+		"AION_RENDER_DIR="+filepath.Join(t.TempDir(), "out"), "AION_STOP_TIMEOUT=1s")
+	r := superviseVia(t, env, []string{"unshare", "--pid", "--fork", "--mount-proc"}, "bash", "-c", trapChild)
+	r.stdout.waitFor(t, "ready ", 30*time.Second)
+	// unshare forks aion-exec: its one child.
+	var aionPid int
+	eventually(t, "aion-exec under unshare", 5*time.Second, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", r.cmd.Process.Pid, r.cmd.Process.Pid))
+		if err != nil {
+			return err
+		}
+		aionPid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err
+	})
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", aionPid))
+	if err != nil || !regexp.MustCompile(`(?m)^NSpid:\s+\d+\s+1$`).Match(status) {
+		t.Fatalf("aion-exec (%d) is not PID 1 of its namespace: %v\n%s", aionPid, err, status)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGPIPE, syscall.SIGPROF, 34, syscall.SIGTSTP, syscall.SIGWINCH} {
+		if err := syscall.Kill(aionPid, sig); err != nil {
+			t.Fatal(err)
+		}
+		r.stdout.waitFor(t, fmt.Sprintf("signal %d", sig), 10*time.Second)
+	}
+	if err := inState(aionPid, 'T'); err == nil {
+		t.Errorf("aion-exec as PID 1 stopped itself after SIGTSTP")
+	}
+	syscall.Kill(aionPid, syscall.SIGTERM)
+	r.stdout.waitFor(t, fmt.Sprintf("signal %d", syscall.SIGTERM), 10*time.Second)
+	if code := r.wait(t); code != 137 {
+		t.Errorf("exit %d, want 137 (the child, which traps SIGTERM, killed after AION_STOP_TIMEOUT)", code)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +33,15 @@ func childJS() string {
 // supervise starts `aion-exec -- args...` and stops it at the test's end.
 func supervise(t *testing.T, env []string, args ...string) *running {
 	t.Helper()
-	cmd := exec.Command(aionBin, append([]string{"--"}, args...)...)
+	return superviseVia(t, env, nil, args...)
+}
+
+// superviseVia is supervise with aion-exec started by the command via
+// (unshare, say), which must pass signals and stdio on.
+func superviseVia(t *testing.T, env, via []string, args ...string) *running {
+	t.Helper()
+	argv := append(append(slices.Clone(via), aionBin, "--"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(baseEnv(), env...)
 	so, err := cmd.StdoutPipe()
 	if err != nil {
