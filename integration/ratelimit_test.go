@@ -272,3 +272,54 @@ func logTime(t *testing.T, line string) time.Time {
 	}
 	return at
 }
+
+// TestRateLimitStartGivesUp: a quota of one read an hour on the secret,
+// which the test spends, so aion-exec's first read stays rate limited.
+// With AION_STARTUP_TIMEOUT=3s it waits the whole timeout, never longer
+// (before the fix a Retry-After held in the transport outlasted it: 3.86 s),
+// then exits 69 with one line saying why, and no child starts. It does not
+// loop either: the transport holds every request for at least a second
+// after a 429.
+func TestRateLimitStartGivesUp(t *testing.T) {
+	t.Parallel()
+	const timeout = 3 * time.Second
+	v, audit := limited(t, false)
+	v.Write("sys/quotas/rate-limit/hourly", map[string]any{"path": dbPath, "rate": 1, "interval": "1h"})
+	if _, err := v.Root.Logical().Read(dbPath); err != nil {
+		t.Fatalf("the quota's one read: %v", err)
+	}
+	if _, err := v.Root.Logical().Read(dbPath); err == nil || !strings.Contains(err.Error(), "rate limit quota exceeded") {
+		t.Fatalf("a second read under the quota: %v, want it rejected", err)
+	}
+	from := time.Now()
+	env := append(tokenEnv(v, rootToken), "AION_DB_SECRET_PATH=aionos/dev/db-main", "AION_RENDER_DIR="+t.TempDir(),
+		"AION_STARTUP_TIMEOUT="+timeout.String())
+	res := aion(t, env, "--", "sh", "-c", "echo child started")
+	took := time.Since(from)
+	_, rejected := reads(t, audit, from)
+	t.Logf("exit %d after %s; Vault rejected %d reads:\n%s", res.Code, took.Round(time.Millisecond), len(rejected), res.Stderr)
+	// The margin is the process's own start and exit on a loaded machine;
+	// the wait for Vault is what must end at the timeout.
+	if took < timeout || took > timeout+700*time.Millisecond {
+		t.Errorf("exited after %s, want within [%s, %s]", took.Round(time.Millisecond), timeout, timeout+700*time.Millisecond)
+	}
+	var failed []string
+	for _, l := range strings.Split(strings.TrimSpace(res.Stderr), "\n") {
+		if !strings.Contains(l, "level=") {
+			failed = append(failed, l)
+		}
+	}
+	if res.Code != 69 || len(failed) != 1 || !strings.Contains(failed[0], "rate limited by Vault") ||
+		!strings.Contains(failed[0], "AION_STARTUP_TIMEOUT="+timeout.String()) {
+		t.Errorf("exit %d, want 69 and one error line saying rate limited and naming AION_STARTUP_TIMEOUT; got %q", res.Code, failed)
+	}
+	if n := strings.Count(res.Stderr, "waiting for vault"); n != 1 {
+		t.Errorf("%d 'waiting for vault' lines, want one for the whole wait", n)
+	}
+	if strings.Contains(res.Stdout, "child started") || strings.Contains(res.Stderr, "child started") {
+		t.Errorf("a child started:\n%s%s", res.Stdout, res.Stderr)
+	}
+	if len(rejected) < 2 || len(rejected) > int(timeout/time.Second)+1 {
+		t.Errorf("Vault rejected %d reads in %s; want a retry or more, and none sooner than a second after a 429", len(rejected), timeout)
+	}
+}

@@ -111,22 +111,30 @@ func TestRetryAfterIsKept(t *testing.T) {
 	}
 }
 
-// The first read is part of the start: a Vault that is limiting the first
-// reads is waited for, not an exit.
-func TestFirstReadWaitsWithinTheStartupTimeout(t *testing.T) {
-	var reads atomic.Int32
+// limitedReads is a kvNode whose first n reads of secret/data/app (every
+// one for n < 0) a rate-limit quota refuses with retryAfter, and the count
+// of those reads.
+func limitedReads(t *testing.T, retryAfter string, n int32) (string, *atomic.Int32) {
+	reads := new(atomic.Int32)
 	node := &kvNode{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/secret/data/app" && reads.Add(1) <= 2 {
-			w.Header().Set("Retry-After", "0")
+		if r.URL.Path == "/v1/secret/data/app" && (reads.Add(1) <= n || n < 0) {
+			w.Header().Set("Retry-After", retryAfter)
 			w.WriteHeader(429)
-			io.WriteString(w, `{"errors":["rate limit quota exceeded"]}`)
+			io.WriteString(w, `{"errors":["request path \"secret/data/app\": rate limit quota exceeded"]}`)
 			return
 		}
 		node.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	c := client(t, srv.URL)
+	return srv.URL, reads
+}
+
+// The first read is part of the start: a Vault that is limiting the first
+// reads is waited for, not an exit.
+func TestFirstReadWaitsWithinTheStartupTimeout(t *testing.T) {
+	addr, reads := limitedReads(t, "0", 2)
+	c := client(t, addr)
 	c.opts.StartupTimeout = 30 * time.Second
 	ctx := context.Background()
 	if _, err := c.Login(ctx); err != nil {
@@ -137,5 +145,34 @@ func TestFirstReadWaitsWithinTheStartupTimeout(t *testing.T) {
 	}
 	if n := reads.Load(); n != 3 {
 		t.Errorf("reads: %d, want 3 (two limited, one served)", n)
+	}
+}
+
+// AION_STARTUP_TIMEOUT bounds the start, a Retry-After held in the
+// transport included: a Vault that keeps limiting the first read with a
+// Retry-After longer than the time left ends the start at the timeout, as
+// rate limited, exit 69, not when the Retry-After is over.
+func TestStartupTimeoutCutsARetryAfter(t *testing.T) {
+	addr, reads := limitedReads(t, "4", -1)
+	c := client(t, addr)
+	const timeout = time.Second
+	c.opts.StartupTimeout = timeout
+	start := time.Now()
+	if _, err := c.Login(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.ReadAll(context.Background(), []Ref{{Name: "app", Path: "app"}})
+	took := time.Since(start)
+	if err == nil || sysexits.Code(err) != sysexits.Unavailable || !strings.Contains(err.Error(), "rate limited by Vault") ||
+		!strings.Contains(err.Error(), "AION_STARTUP_TIMEOUT=1s") {
+		t.Errorf("ReadAll: %v (exit %d), want rate limited, exit 69, naming AION_STARTUP_TIMEOUT", err, sysexits.Code(err))
+	}
+	// The margin is scheduling on a loaded machine; the Retry-After alone
+	// would have held the read for 4 s.
+	if took > timeout+500*time.Millisecond {
+		t.Errorf("the start gave up after %s, want within AION_STARTUP_TIMEOUT=%s", took.Round(time.Millisecond), timeout)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("Vault got %d reads; within its Retry-After it should get one", n)
 	}
 }
