@@ -22,11 +22,12 @@ type kvNode struct {
 	hits   atomic.Int32
 	status int    // 0: serve; else answer every request with it
 	body   string // with status
+	only   string // with status: answer only requests for this path with it
 }
 
 func (n *kvNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n.hits.Add(1)
-	if n.status != 0 {
+	if n.status != 0 && (n.only == "" || n.only == r.URL.Path) {
 		w.WriteHeader(n.status)
 		io.WriteString(w, n.body)
 		return
@@ -174,5 +175,57 @@ func TestStartupTimeoutCutsARetryAfter(t *testing.T) {
 	}
 	if n := reads.Load(); n != 1 {
 		t.Errorf("Vault got %d reads; within its Retry-After it should get one", n)
+	}
+}
+
+// A standby that cannot serve, in Vault 1.19's own words, is left for the
+// next address with one log line, and the client stays there; a 500 that
+// merely mentions a leader is the request's own failure, which the next
+// node would repeat: it is not a reason to move on.
+func TestFailoverLeavesAStandbyThatCannotServe(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		moves  bool
+	}{
+		{"standby forwarding, no active node", 500, `{"errors":["local node not active but active cluster node not found"]}`, true},
+		{"standby redirecting, no active node", 503, `{"errors":["no active Vault instance found"]}`, true},
+		{"sealed", 503, `{"errors":["Vault is sealed"]}`, true},
+		{"removed from the cluster", 500, `{"errors":["rpc error: code = FailedPrecondition desc = node is not in HA cluster membership"]}`, true},
+		{"a plugin's failure", 500, `{"errors":["1 error occurred:\n\t* the store's leader did not answer"]}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := &kvNode{status: tc.status, body: tc.body, only: "/v1/secret/data/app"}
+			good := &kvNode{}
+			var logs bytes.Buffer
+			c, err := New(Options{Addrs: []string{startNode(t, bad), startNode(t, good)}, KVMount: "secret",
+				StartupTimeout: 300 * time.Millisecond, Auth: AuthOptions{Method: "token", Token: "hvs.t"}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Login(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.ReadAll(context.Background(), []Ref{{Name: "app", Path: "app"}})
+			moved := strings.Count(logs.String(), "vault address moved on")
+			if !tc.moves {
+				if err == nil || moved != 0 || c.Addr() != c.opts.Addrs[0] {
+					t.Errorf("read: %v; in use %s; moved on %d times, want the first node's failure and no move:\n%s", err, c.Addr(), moved, logs.String())
+				}
+				return
+			}
+			if _, err2 := c.ReadAll(context.Background(), []Ref{{Name: "app", Path: "app"}}); err != nil || err2 != nil {
+				t.Fatalf("reads: %v, %v", err, err2)
+			}
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			if c.Addr() != c.opts.Addrs[1] || len(lines) != 1 || moved != 1 ||
+				!strings.Contains(lines[0], "from="+c.opts.Addrs[0]+" to="+c.opts.Addrs[1]) {
+				t.Errorf("in use %s, want the second address, and one log line of the move:\n%s", c.Addr(), logs.String())
+			}
+			if n := bad.hits.Load(); n != 3 {
+				t.Errorf("the first node got %d requests, want 3 (lookup, listing, the first read), none after the move", n)
+			}
+		})
 	}
 }
