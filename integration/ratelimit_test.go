@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,16 +56,24 @@ func fleetMember(t *testing.T, v *Vault, extra ...string) *running {
 	return supervise(t, append(env, extra...), "sh", "-c", tinyChild)
 }
 
-// reads are the reads of the db secret Vault's audit device logged from
-// since on, admitted or rejected by a quota; the test itself never reads
-// it.
-func reads(t *testing.T, audit string, since time.Time) (admitted, rejected []time.Time) {
+// attempt is one read Vault's audit device logged, admitted or rejected by
+// a quota.
+type attempt struct {
+	at       time.Time
+	path     string
+	rejected bool
+}
+
+// attempts are the reads Vault's audit device logged from since on, in the
+// order it logged them; the test itself never reads a secret of the fleet.
+func attempts(t *testing.T, audit string, since time.Time) []attempt {
 	t.Helper()
 	f, err := os.Open(audit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	var out []attempt
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -77,13 +86,25 @@ func reads(t *testing.T, audit string, since time.Time) (admitted, rejected []ti
 				Operation string `json:"operation"`
 			} `json:"request"`
 		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Type != "request" || e.Request.Path != dbPath || e.Request.Operation != "read" || e.Time.Before(since) {
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Type != "request" || e.Request.Operation != "read" || e.Time.Before(since) {
 			continue
 		}
-		if strings.Contains(e.Error, "rate limit quota exceeded") {
-			rejected = append(rejected, e.Time)
-		} else {
-			admitted = append(admitted, e.Time)
+		out = append(out, attempt{e.Time, e.Request.Path, strings.Contains(e.Error, "rate limit quota exceeded")})
+	}
+	return out
+}
+
+// reads are the reads of the db secret from since on, admitted and
+// rejected.
+func reads(t *testing.T, audit string, since time.Time) (admitted, rejected []time.Time) {
+	t.Helper()
+	for _, a := range attempts(t, audit, since) {
+		switch {
+		case a.path != dbPath:
+		case a.rejected:
+			rejected = append(rejected, a.at)
+		default:
+			admitted = append(admitted, a.at)
 		}
 	}
 	return admitted, rejected
@@ -225,15 +246,30 @@ func rateLimitFleet(t *testing.T, retryAfter bool) {
 }
 
 // TestRateLimitStart is the issue's repro: ten instances started 0.3s
-// apart against a quota of 4 reads/s on their secret, which the earlier
-// ones already poll once a second. Every one starts its child within
-// AION_STARTUP_TIMEOUT; before the fix, one whose first read met a 429
-// exited 69 ("rate limited by Vault").
+// apart against a quota of 4 reads/s, which the earlier ones' polls
+// already exceed. Each reads a secret of its own under the quota's path, so
+// that Vault's audit log tells whose first read it rejected. Some starters'
+// first reads are rejected (else the test proves nothing); each of them
+// logs the wait once and starts its child within AION_STARTUP_TIMEOUT.
+// Before the fix, one whose first read met a 429 exited 69 ("rate limited
+// by Vault").
+//
+// The fleet polls every 1.5s, not every second: Vault's quota windows are
+// whole seconds from the first request, and a 1s poll (0-10% jitter)
+// brings each admitted poller back at the same early point of the next
+// window, so four pollers owned the quota and a starter, retrying at a
+// random point, lost its first read 5-8 times (7-17s, once over 20s). A
+// poll of 10s or more (1s of jitter or more) has no such phase; 1.5s
+// breaks it while the fleet still asks ~7 reads/s of the 4.
 func TestRateLimitStart(t *testing.T) {
 	t.Parallel()
 	const members, timeout = 10, 20 * time.Second
 	v, audit := limited(t, false)
-	v.quota("start", dbPath, 4)
+	path := func(i int) string { return fmt.Sprintf("aionos/dev/db-%d", i) }
+	for i := range members {
+		v.KVPut("secret", path(i), map[string]any{"username": "u", "password": "pw-1", "host": "db1", "database": "app"})
+	}
+	v.quota("start", "secret/data/aionos/dev/db-*", 4)
 	from := time.Now()
 	fleet := make([]*running, members)
 	started := make([]time.Time, members)
@@ -244,21 +280,35 @@ func TestRateLimitStart(t *testing.T) {
 			<-spread.C
 		}
 		started[i] = time.Now()
-		fleet[i] = fleetMember(t, v, "AION_STARTUP_TIMEOUT="+timeout.String())
+		fleet[i] = fleetMember(t, v, "AION_STARTUP_TIMEOUT="+timeout.String(), "AION_DB_SECRET_PATH="+path(i), "AION_POLL_INTERVAL=1500ms")
 	}
-	waited, slowest := 0, time.Duration(0)
+	took := make([]time.Duration, members)
 	for i, r := range fleet {
 		r.stdout.waitFor(t, "ready", time.Until(started[i].Add(timeout)))
-		slowest = max(slowest, logTime(t, r.stderr.waitFor(t, `msg="child started"`, time.Second)).Sub(started[i]))
-		if strings.Contains(r.stderr.text(), "waiting for vault") {
-			waited++
+		took[i] = logTime(t, r.stderr.waitFor(t, `msg="child started"`, time.Second)).Sub(started[i])
+	}
+	byPath := map[string][]attempt{}
+	for _, a := range attempts(t, audit, from) {
+		byPath[a.path] = append(byPath[a.path], a)
+	}
+	var limitedFirst []string
+	for i, r := range fleet {
+		tries := byPath["secret/data/"+path(i)]
+		if len(tries) == 0 || !tries[0].rejected {
+			continue
+		}
+		rejected := slices.IndexFunc(tries, func(a attempt) bool { return !a.rejected })
+		limitedFirst = append(limitedFirst, fmt.Sprintf("%d (%d rejected, child after %s)", i, rejected, took[i].Round(time.Millisecond)))
+		waits := strings.Count(r.stderr.text(), `msg="waiting for vault"`)
+		if took[i] > timeout || waits != 1 || !strings.Contains(r.stderr.text(), `op="read secrets"`) {
+			t.Errorf("member %d: first read rejected; want one 'waiting for vault' line for the read and the child within %s, got %d lines, child after %s",
+				i, timeout, waits, took[i])
 		}
 	}
-	admitted, rejected := reads(t, audit, from)
-	t.Logf("%d of %d waited for the quota at their first read; the slowest started its child within %s; Vault admitted %d reads and rejected %d",
-		waited, members, slowest.Round(time.Millisecond), len(admitted), len(rejected))
-	if len(rejected) == 0 {
-		t.Errorf("no read was rejected: the quota did not bite")
+	t.Logf("%d of %d starters met a 429 at their first read: %s; the slowest started its child within %s",
+		len(limitedFirst), members, strings.Join(limitedFirst, ", "), slices.Max(took).Round(time.Millisecond))
+	if len(limitedFirst) == 0 {
+		t.Errorf("no starter's first read was rejected: the quota did not bite at the start")
 	}
 }
 
