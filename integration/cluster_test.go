@@ -5,7 +5,7 @@ package integration
 import (
 	"errors"
 	"fmt"
-	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +14,10 @@ import (
 )
 
 // Cluster is three Vault servers on Raft storage on loopback, each with a
-// TLS listener whose certificate one CA signed. Node 1 is initialised;
-// nodes 2 and 3 join it through sys/storage/raft/join; all share one
-// unseal key and root token. KV v2 is mounted at secret/.
+// TLS listener whose certificate one CA signed. Each server's config names
+// the other two in retry_join stanzas, with that CA; node 1 is
+// initialised, and nodes 2 and 3 join it; all share one unseal key and
+// root token. KV v2 is mounted at secret/.
 type Cluster struct {
 	Nodes []*Vault
 	CA    *testCA
@@ -31,29 +32,35 @@ func startCluster(t testing.TB) *Cluster {
 	c := &Cluster{CA: newCA(t), t: t}
 	for i := range 3 {
 		v := configVault(t, t.TempDir(), newVaultOptions(t, []vaultOption{signedBy(c.CA), raftNode(fmt.Sprintf("node%d", i+1))}))
-		v.start()
 		t.Cleanup(v.Stop)
 		c.Nodes = append(c.Nodes, v)
 	}
+	for i, v := range c.Nodes {
+		v.retryJoin(c.CA.CertFile, slices.Delete(slices.Clone(c.Nodes), i, i+1)...)
+	}
+	// Node 1 first: a node asks for a join challenge as it starts, then
+	// every 2s (fixed in Vault), so nodes 2 and 3 started once node 1 is
+	// initialised get theirs at once.
 	first := c.Nodes[0]
+	first.start()
 	first.initRaft()
 	// Autopilot adds a joining node as a non-voter and promotes it once it
 	// has been healthy for server_stabilization_time (10s by default).
 	// Health comes from the standby's heartbeats, every 5s and fixed in
 	// Vault, so promotion still takes some 4s.
 	first.Write("sys/storage/raft/autopilot/configuration", map[string]any{"server_stabilization_time": "1s"})
-	caPEM, err := os.ReadFile(c.CA.CertFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, v := range c.Nodes[1:] {
 		v.rootToken, v.unsealKey = first.rootToken, first.unsealKey
-		v.Root.SetToken(v.rootToken)
-		if _, err := v.Root.Sys().RaftJoin(&api.RaftJoinRequest{LeaderAPIAddr: first.Addr, LeaderCACert: string(caPEM)}); err != nil {
-			t.Fatalf("join %s to %s: %v", v.Addr, first.Addr, err)
-		}
-		// The unseal key answers the leader's join challenge.
-		v.submitUnsealKey()
+		v.start()
+	}
+	for i, v := range c.Nodes[1:] {
+		// The unseal key answers node 1's challenge. Vault refuses it (not
+		// initialised) until the node holds a challenge, and answers once
+		// the node's next retry has joined.
+		eventually(t, fmt.Sprintf("node %d joins", i+2), 30*time.Second, func() error {
+			_, err := v.Root.Sys().Unseal(v.unsealKey)
+			return err
+		})
 	}
 	c.Root = first.Client(first.rootToken)
 	c.WaitLeader()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -129,4 +130,27 @@ ui            = false
 	}
 	v.args = []string{"server", "-config=" + cfg}
 	return v
+}
+
+// retryJoin adds a retry_join stanza for each of leaders to the Raft
+// storage of v, a server configVault made and not yet started, with
+// caFile, the CA of the leaders' listeners.
+func (v *Vault) retryJoin(caFile string, leaders ...*Vault) {
+	v.t.Helper()
+	cfg, ok := strings.CutPrefix(v.args[len(v.args)-1], "-config=")
+	if !ok {
+		v.t.Fatalf("retry_join: %v is not a server of configVault", v.args)
+	}
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	stanzas := `storage "raft" {` + "\n"
+	for _, l := range leaders {
+		stanzas += fmt.Sprintf("  retry_join {\n    leader_api_addr     = %q\n    leader_ca_cert_file = %q\n  }\n", l.Addr, caFile)
+	}
+	hcl := strings.Replace(string(b), `storage "raft" {`+"\n", stanzas, 1)
+	if err := os.WriteFile(cfg, []byte(hcl), 0o600); err != nil {
+		v.t.Fatal(err)
+	}
 }

@@ -39,7 +39,7 @@ type Auth struct {
 // per change of state rather than per attempt.
 func (c *Client) Login(ctx context.Context) (*Auth, error) {
 	var a *Auth
-	err := c.retryStartup(ctx, "log in", func() error {
+	err := c.retryStartup(ctx, "log in", func(ctx context.Context) error {
 		var err error
 		a, err = c.login(ctx)
 		return err
@@ -345,8 +345,10 @@ func readCredential(path, name string) (string, error) {
 // passes, counted from the first call: the login and the first read share
 // it. Only transient failures (unreachable, sealed, 429, 5xx) are retried,
 // with capped exponential backoff and full jitter, and never sooner than a
-// Retry-After (the transport holds requests until then).
-func (c *Client) retryStartup(ctx context.Context, what string, op func() error) error {
+// Retry-After (the transport holds requests until then). op gets a context
+// that ends with StartupTimeout, so that no wait inside it (a Retry-After
+// held in the transport, a request to a node that hangs) outlasts the start.
+func (c *Client) retryStartup(ctx context.Context, what string, op func(context.Context) error) error {
 	c.mu.Lock()
 	if c.startBy.IsZero() {
 		c.startBy = time.Now().Add(c.opts.StartupTimeout)
@@ -357,16 +359,23 @@ func (c *Client) retryStartup(ctx context.Context, what string, op func() error)
 	defer cancel()
 	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	var state statelog.State
+	var last error // the last failure Vault caused, not the deadline
 	for {
-		err := op()
+		err := op(ctx)
 		if err == nil {
 			state.Recover(c.log, "vault reachable again", "addr", c.Addr())
 			return nil
 		}
+		if ctx.Err() != nil && last != nil && errors.Is(err, context.DeadlineExceeded) {
+			err = last // the deadline cut a request: say what Vault did before
+		}
 		if !Transient(err) {
 			return err
 		}
-		state.Fail(c.log, slog.LevelWarn, "waiting for vault", err, "op", what, "addr", c.Addr(), "timeout", c.opts.StartupTimeout)
+		last = err
+		if ctx.Err() == nil {
+			state.Fail(c.log, slog.LevelWarn, "waiting for vault", err, "op", what, "addr", c.Addr(), "timeout", c.opts.StartupTimeout)
+		}
 		select {
 		case <-ctx.Done():
 			return sysexits.Wrap(sysexits.Unavailable, fmt.Errorf("%w (gave up after AION_STARTUP_TIMEOUT=%s)", err, c.opts.StartupTimeout))

@@ -35,7 +35,8 @@ type Options struct {
 	KVMount   string // the KV mount of relative secret paths
 
 	// StartupTimeout bounds the wait for an unreachable, sealed or
-	// rate-limiting Vault at Login.
+	// rate-limiting Vault at Login and the first ReadAll together, every
+	// wait inside them (a Retry-After, a request) included.
 	StartupTimeout time.Duration
 	Log            *slog.Logger // nil discards
 }

@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -134,7 +135,11 @@ func replayable(req *http.Request) ([]byte, error) {
 	return io.ReadAll(req.Body)
 }
 
-// unusable says why an answer means "try the next address", or "".
+// unusable says why an answer means "try the next address", or "". A 503
+// is a node that cannot serve now, whatever its words; a 500 only when it
+// carries Vault's own words for a standby that cannot serve (vault
+// v1.19.0 http/handler.go, vault/request_forwarding.go): any other 500 is
+// the request's own failure, which the next node would repeat.
 func unusable(resp *http.Response, err error) string {
 	if err != nil {
 		if _, _, ok := tlsFailure(err); ok {
@@ -148,13 +153,23 @@ func unusable(resp *http.Response, err error) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
-	text := string(b)
-	switch {
-	case strings.Contains(text, "sealed"):
-		return "sealed"
-	case strings.Contains(text, "not active"), strings.Contains(text, "standby"), strings.Contains(text, "no active"), strings.Contains(text, "leader"):
-		return "standby without an active node"
-	case resp.StatusCode == http.StatusServiceUnavailable:
+	var body struct {
+		Errors []string `json:"errors"`
+	}
+	_ = json.Unmarshal(b, &body) // a body that is not Vault's JSON has none of its errors
+	for _, e := range body.Errors {
+		// In order: a sealed node (503); a standby that knows no active
+		// node, when it would redirect (503) or forward (500); a node
+		// removed from the cluster, when it forwards (500, a gRPC status).
+		switch {
+		case e == "Vault is sealed":
+			return "sealed"
+		case e == "no active Vault instance found", e == "local node not active but active cluster node not found",
+			strings.Contains(e, "node is not in HA cluster membership"):
+			return "standby without an active node"
+		}
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
 		return "unavailable"
 	}
 	return ""

@@ -76,7 +76,7 @@ func (c *Client) ReadAll(ctx context.Context, secrets []Ref) ([]*Secret, error) 
 	// The first read is part of the start: a Vault that is sealed or
 	// limiting is waited for within AION_STARTUP_TIMEOUT, as the login is.
 	var out []*Secret
-	err := c.retryStartup(ctx, "read secrets", func() error {
+	err := c.retryStartup(ctx, "read secrets", func(ctx context.Context) error {
 		var err error
 		out, err = c.readAgain(ctx, secrets)
 		return err
