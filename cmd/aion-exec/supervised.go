@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"os"
-	"time"
 
 	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/supervise"
 	"github.com/aionos/aion-exec/internal/sysexits"
+	"github.com/aionos/aion-exec/internal/vault"
 )
 
 // supervise is the entrypoint mode: render everything, start the child,
@@ -130,7 +130,7 @@ func (a *app) supervisor(command []string, first refresh.Decision, forward chan 
 // giveBack revokes the leases r holds, bounded: a Vault that is away must
 // not hold up the exit for long. It runs after ctx has ended too.
 func giveBack(ctx context.Context, r *refresh.Refresher) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), vault.RevokeBound)
 	defer cancel()
 	r.RevokeAll(rctx)
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -58,6 +59,10 @@ type mountCache struct {
 // maxParallel bounds concurrent reads: enough to hide latency for a service
 // with a few dozen secrets, few enough not to burst a shared Vault.
 const maxParallel = 8
+
+// RevokeBound bounds giving back leases that nobody will use: a Vault
+// that is away must not hold up a failure or an exit for long.
+const RevokeBound = 5 * time.Second
 
 // ReadAll reads every configured secret in parallel, one request each once
 // the mounts are known. Until one succeeds, it waits for a Vault that is
@@ -151,10 +156,13 @@ func (c *Client) readAll(ctx context.Context, secrets []Ref) ([]*Secret, error) 
 	if first != nil {
 		// All or nothing: the caller keeps none of it, so the leases this
 		// call obtained (new database users) would be left to expire
-		// unused. Give them back now.
+		// unused. Give them back now, with a bound of their own: the
+		// failure may be ctx's end (AION_STARTUP_TIMEOUT, a stop).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RevokeBound)
+		defer cancel()
 		for _, s := range out {
 			if s != nil && s.Lease != nil {
-				_ = c.Revoke(ctx, s.Lease) // best effort: they expire anyway
+				_ = c.Revoke(rctx, s.Lease) // best effort: they expire anyway
 			}
 		}
 		return nil, sysexits.Wrap(sysexits.Code(first), errors.Join(errs...))
