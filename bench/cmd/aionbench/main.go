@@ -10,14 +10,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -33,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "freeport" {
-		if err := kit.FreePort(); err != nil {
+		if err := kit.PrintFreePort(); err != nil {
 			fmt.Fprintln(os.Stderr, "aionbench:", err)
 			os.Exit(1)
 		}
@@ -122,19 +120,6 @@ type Machine struct {
 	LoadEnd   float64 `json:"load_1m_end"`
 }
 
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	x, _ := strconv.ParseFloat(f[0], 64)
-	return x
-}
-
 // Results is everything one run measured.
 type Results struct {
 	When        time.Time         `json:"when"`
@@ -218,9 +203,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		// Others' builds and tests on a shared machine inflate every time;
 		// a bounded wait for a quiet spell keeps the numbers honest.
 		deadline := time.Now().Add(*quietWait)
-		for i := 0; loadAvg() > *quietLoad && time.Now().Before(deadline) && i < 10000; i++ {
+		for i := 0; kit.Load1() > *quietLoad && time.Now().Before(deadline) && i < 10000; i++ {
 			if i%6 == 0 {
-				logf("waiting for the load average (%.2f) to fall to %.2f, until %s", loadAvg(), *quietLoad, deadline.Format("15:04:05"))
+				logf("waiting for the load average (%.2f) to fall to %.2f, until %s", kit.Load1(), *quietLoad, deadline.Format("15:04:05"))
 			}
 			select {
 			case <-ctx.Done():
@@ -229,7 +214,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}
 	}
-	logf("seeding %d secrets of %d fields", slices.Max(sizes), fieldsPerSecret)
+	logf("seeding %d secrets of %d fields", slices.Max(sizes), kit.Fields)
 	if err := setupVault(ctx, b.vault, slices.Max(sizes)); err != nil {
 		return err
 	}
@@ -452,15 +437,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	res.Machine.LoadEnd = loadAvg()
+	res.Machine.LoadEnd = kit.Load1()
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	j, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(*out, "latest.json"), append(j, '\n'), 0o644); err != nil {
+	if err := kit.WriteJSON(filepath.Join(*out, "latest.json"), res); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(*out, "latest.md"), []byte(markdown(res)), 0o644); err != nil {
@@ -477,22 +458,14 @@ func mib(kib int) float64 { return float64(kib) / 1024 }
 
 // version asks the binary, bounded by a timeout.
 func version(t tool) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	arg := "version"
 	if t.Name == "consul-template" {
-		arg = "-version"
+		return kit.Version(t.Binary, "-version")
 	}
-	out, err := exec.CommandContext(ctx, t.Binary, arg).CombinedOutput()
-	if err != nil {
-		return "unknown"
-	}
-	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	return line
+	return kit.Version(t.Binary, "version")
 }
 
 func machine() Machine {
-	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAvg()}
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: kit.Load1()}
 	m.CPUModel = kit.CPUModel()
 	var u syscall.Utsname
 	if syscall.Uname(&u) == nil {
@@ -505,9 +478,6 @@ func machine() Machine {
 		}
 		m.Kernel = sb.String()
 	}
-	var si syscall.Sysinfo_t
-	if syscall.Sysinfo(&si) == nil {
-		m.MemoryMiB = int(si.Totalram * uint64(si.Unit) >> 20)
-	}
+	m.MemoryMiB = kit.MemoryMiB()
 	return m
 }

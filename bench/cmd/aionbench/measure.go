@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,14 +23,10 @@ func readEvents(path string) []event { return kit.ReadEvents(path) }
 
 // running is one wrapper process under measurement.
 type running struct {
+	*kit.Proc
 	tool   string
-	cmd    *exec.Cmd
 	events string
 	log    string
-	t0     time.Time // just before fork
-	exitAt time.Time // when Wait returned; read after done is closed
-	done   chan struct{}
-	err    error
 }
 
 var errExited = errors.New("wrapper exited")
@@ -55,40 +48,18 @@ func (b *bench) start(t tool, n int, v Variant, tag string) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = lf, lf
-	r := &running{tool: t.Name, cmd: cmd, events: events, log: logPath, done: make(chan struct{})}
-	r.t0 = time.Now()
-	if err := cmd.Start(); err != nil {
-		lf.Close()
+	r := &running{Proc: kit.NewProc(cmd), tool: t.Name, events: events, log: logPath}
+	err = r.Start(lf)
+	lf.Close() // the wrapper has its own copy
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.Name, err)
 	}
-	lf.Close()
 	b.track(r, true)
-	go func() {
-		r.err = cmd.Wait()
-		r.exitAt = time.Now()
-		close(r.done)
-	}()
 	return r, nil
 }
 
-func (r *running) exited() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // logTail is the end of the wrapper's output, for error messages.
-func (r *running) logTail() string {
-	b, _ := os.ReadFile(r.log)
-	if len(b) > 1500 {
-		b = b[len(b)-1500:]
-	}
-	return strings.TrimSpace(string(b))
-}
+func (r *running) logTail() string { return kit.Tail(r.log, 1500) }
 
 // waitEvent polls the events file (every millisecond: the timestamps come
 // from the child, so polling only delays noticing, never the measurement).
@@ -100,8 +71,8 @@ func (r *running) waitEvent(timeout time.Duration, match func(event) bool) (even
 				return e, nil
 			}
 		}
-		if r.exited() {
-			return event{}, fmt.Errorf("%s: %w (%v) before the event; its log: %s", r.tool, errExited, r.err, r.logTail())
+		if r.Exited() {
+			return event{}, fmt.Errorf("%s: %w (%v) before the event; its log: %s", r.tool, errExited, r.Err, r.logTail())
 		}
 		if time.Now().After(deadline) {
 			return event{}, fmt.Errorf("%s: no child event within %s; its log: %s", r.tool, timeout, r.logTail())
@@ -114,37 +85,27 @@ func (r *running) waitEvent(timeout time.Duration, match func(event) bool) (even
 // child), then kills its process group and any child it started elsewhere.
 func (b *bench) stop(r *running) {
 	defer b.track(r, false)
-	if !r.exited() {
-		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	if !r.Exited() {
+		_ = r.Cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-r.done:
+		case <-r.Done:
 		case <-time.After(15 * time.Second):
 			fmt.Fprintf(os.Stderr, "aionbench: %s did not stop in 15s; killing it\n", r.tool)
 		}
 	}
-	pgid := r.cmd.Process.Pid
+	pgid := r.Cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if !r.exited() {
+	if !r.Exited() {
 		select {
-		case <-r.done:
+		case <-r.Done:
 		case <-time.After(5 * time.Second):
 		}
 	}
 	for _, e := range readEvents(r.events) {
-		if e.Kind == "start" && isOurChild(e.PID, b.child) {
+		if e.Kind == "start" && kit.IsExe(e.PID, b.child) {
 			_ = syscall.Kill(e.PID, syscall.SIGKILL)
 		}
 	}
-}
-
-// isOurChild checks /proc so that a recycled PID is never killed.
-func isOurChild(pid int, child string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	argv0, _, _ := bytes.Cut(b, []byte{0})
-	return string(argv0) == child
 }
 
 func (b *bench) track(r *running, on bool) {
@@ -215,7 +176,7 @@ func (b *bench) launchOnce(t tool, n int, count bool) (LaunchRun, error) {
 	if want := b.wantVars(t, n); e.NVars != want {
 		return LaunchRun{}, fmt.Errorf("%s with %d secrets: child got %d bench variables, want %d", t.Name, n, e.NVars, want)
 	}
-	run := LaunchRun{Ms: float64(e.At.Sub(r.t0)) / 1e6}
+	run := LaunchRun{Ms: float64(e.At.Sub(r.T0)) / 1e6}
 	if !count {
 		return run, nil
 	}
@@ -224,9 +185,9 @@ func (b *bench) launchOnce(t tool, n int, count bool) (LaunchRun, error) {
 		return LaunchRun{}, err
 	}
 	es = only(es, displayName(t.Name, n))
-	run.Requests, run.ByPath = countBetween(es, r.t0, e.At)
-	if first, last := vaultSpan(es, r.t0, e.At); !first.IsZero() && !last.IsZero() {
-		run.BeforeVaultMs = float64(first.Sub(r.t0)) / 1e6
+	run.Requests, run.ByPath = countBetween(es, r.T0, e.At)
+	if first, last := vaultSpan(es, r.T0, e.At); !first.IsZero() && !last.IsZero() {
+		run.BeforeVaultMs = float64(first.Sub(r.T0)) / 1e6
 		run.VaultMs = float64(last.Sub(first)) / 1e6
 		run.AfterVaultMs = float64(e.At.Sub(last)) / 1e6
 	}
@@ -252,7 +213,7 @@ func (b *bench) exitOnce(t tool, n int) (float64, error) {
 		return 0, fmt.Errorf("end the child of %s: %w", t.Name, err)
 	}
 	select {
-	case <-r.done:
+	case <-r.Done:
 	case <-time.After(b.startTimeout):
 		return 0, fmt.Errorf("%s did not exit within %s of its child: %s", t.Name, b.startTimeout, r.logTail())
 	}
@@ -260,14 +221,14 @@ func (b *bench) exitOnce(t tool, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return float64(r.exitAt.Sub(term.At)) / 1e6, nil
+	return float64(r.ExitAt.Sub(term.At)) / 1e6, nil
 }
 
 func (b *bench) wantVars(t tool, n int) int {
 	if t.Name == "floor" || t.inProcess != nil {
 		return 0
 	}
-	return n * fieldsPerSecret
+	return n * kit.Fields
 }
 
 // Supervision is what a wrapper costs while it supervises with polling on.
@@ -338,8 +299,8 @@ func (b *bench) superviseAll(ctx context.Context, jobs []job) ([]SuperviseResult
 			if l.err != nil {
 				continue
 			}
-			rss, _, err := procStatus(l.r.cmd.Process.Pid)
-			if err != nil || l.r.exited() {
+			rss, _, err := procStatus(l.r.Cmd.Process.Pid)
+			if err != nil || l.r.Exited() {
 				l.err = fmt.Errorf("%s stopped while supervising: %v; its log: %s", l.t.Name, err, l.r.logTail())
 				continue
 			}
@@ -383,7 +344,7 @@ func (b *bench) summarise(r *running, t tool, n int, samples []int, at []time.Ti
 		return s, fmt.Errorf("no RSS sample in the steady window")
 	}
 	s.SteadyRSSKiB = int(median(floats(steadyRSS)))
-	rss, hwm, err := procStatus(r.cmd.Process.Pid)
+	rss, hwm, err := procStatus(r.Cmd.Process.Pid)
 	if err != nil {
 		return s, err
 	}
@@ -445,7 +406,7 @@ func (b *bench) propagate(ctx context.Context, t tool, n int, v Variant) (Propag
 	for w := 0; w < b.writes; w++ {
 		time.Sleep(time.Duration(rand.Int64N(int64(b.interval))))
 		tw := time.Now()
-		if err := writeSecret(ctx, b.vault, 1, nil); err != nil {
+		if err := writeSecret(ctx, b.vault, 1); err != nil {
 			return p, err
 		}
 		e, err := r.waitEvent(b.changeTimeout, func(e event) bool {

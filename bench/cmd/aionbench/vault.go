@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,7 +48,7 @@ func setupVault(ctx context.Context, v *vaultAPI, max int) error {
 		return err
 	}
 	for i := 1; i <= max; i++ {
-		if err := writeSecret(ctx, v, i, nil); err != nil {
+		if err := writeSecret(ctx, v, i); err != nil {
 			return err
 		}
 	}
@@ -75,47 +73,23 @@ func (b *bench) tokenFor(tool string, n int) (string, error) {
 	if ok {
 		return tok, nil
 	}
-	var out struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	err := b.vault.Do(context.Background(), "POST", "auth/token/create", map[string]any{
-		"policies": []string{"bench"}, "ttl": "24h", "renewable": true, "display_name": name,
-		"no_default_policy": !b.withDefault,
-	}, &out)
+	tok, err := b.vault.CreateToken(context.Background(), kit.Token{Policy: "bench", TTL: "24h", DisplayName: name, DefaultPolicy: b.withDefault})
 	if err != nil {
 		return "", err
 	}
 	b.mu.Lock()
-	b.tokens[name] = out.Auth.ClientToken
+	b.tokens[name] = tok
 	b.mu.Unlock()
-	return out.Auth.ClientToken, nil
+	return tok, nil
 }
 
 // displayName is a token's display name; Vault logs it as "token-" + it.
 func displayName(tool string, n int) string { return fmt.Sprintf("bench-%s-%d", tool, n) }
 
-func secretName(i int) string { return fmt.Sprintf("s%03d", i) }
-
-// writeSecret writes secret i with five random fields; fixed overrides some.
-func writeSecret(ctx context.Context, v *vaultAPI, i int, fixed map[string]string) error {
-	data := map[string]string{}
-	for f := 1; f <= fieldsPerSecret; f++ {
-		data[fmt.Sprintf("f%d", f)] = randomValue()
-	}
-	for k, val := range fixed {
-		data[k] = val
-	}
-	return v.Do(ctx, "POST", "secret/data/bench/"+secretName(i), map[string]any{"data": data}, nil)
-}
-
-const fieldsPerSecret = 5
-
-func randomValue() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// writeSecret writes secret i with five fresh random fields.
+func writeSecret(ctx context.Context, v *vaultAPI, i int) error {
+	_, err := v.WriteSecret(ctx, "secret/data/bench/"+kit.SecretName(i))
+	return err
 }
 
 // setAudit enables or disables the file audit device at b.audit.path.

@@ -15,11 +15,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,15 +85,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("aionfleet", flag.ContinueOnError)
 	vaultBin := fs.String("vault", "", "vault binary")
@@ -117,11 +106,11 @@ func run(ctx context.Context, args []string) error {
 	if *vaultBin == "" || *aion == "" || *child == "" || *work == "" || *out == "" || *n < 1 || *secrets < 1 || *secrets > 999 {
 		return errors.New("need -vault, -aion, -child, -work, -out, -n ≥ 1, 1 ≤ -secrets ≤ 999")
 	}
-	port, err := freePort()
+	port, err := kit.FreePort()
 	if err != nil {
 		return err
 	}
-	cport, err := freePort()
+	cport, err := kit.FreePort()
 	if err != nil {
 		return err
 	}
@@ -162,10 +151,10 @@ log_level     = "info"
 	res := &Results{
 		When: time.Now().UTC(), Machine: machine(),
 		Settings: Settings{
-			Instances: *n, Secrets: *secrets, FieldsPerSecret: fieldsPerSecret, IntervalS: interval.Seconds(),
+			Instances: *n, Secrets: *secrets, FieldsPerSecret: kit.Fields, IntervalS: interval.Seconds(),
 			OutageS: outage.Seconds(), Rotations: *rotations, SteadyS: steady.Seconds(), MarginS: margin.Seconds(),
 			StartupTimeoutS: startupTimeout.Seconds(), Storage: "raft", TLS: false, VaultAddr: addr,
-			AionVersion: version(*aion), VaultVersion: version(*vaultBin),
+			AionVersion: kit.Version(*aion, "version"), VaultVersion: kit.Version(*vaultBin, "version"),
 		},
 	}
 	f.res = res
@@ -306,7 +295,7 @@ func (f *fleet) waitStarted(ctx context.Context, timeout time.Duration) error {
 			switch {
 			case childPID(evs[k]) != 0:
 				started++
-			case in.exited():
+			case in.Exited():
 				exited++
 			}
 		}
@@ -316,12 +305,12 @@ func (f *fleet) waitStarted(ctx context.Context, timeout time.Duration) error {
 			for k, in := range f.insts {
 				for _, e := range evs[k] {
 					if e.Kind == "start" {
-						lat = append(lat, ms(e.At.Sub(in.t0)))
+						lat = append(lat, ms(e.At.Sub(in.T0)))
 						if e.At.After(last) {
 							last = e.At
 						}
-						if e.NVars != f.secrets*fieldsPerSecret {
-							res.fail("%s: child started with %d variables, want %d", in.name, e.NVars, f.secrets*fieldsPerSecret)
+						if e.NVars != f.secrets*kit.Fields {
+							res.fail("%s: child started with %d variables, want %d", in.name, e.NVars, f.secrets*kit.Fields)
 						}
 						break
 					}
@@ -346,7 +335,7 @@ func (f *fleet) waitStarted(ctx context.Context, timeout time.Duration) error {
 func (f *fleet) alive() []*instance {
 	var out []*instance
 	for _, in := range f.insts {
-		if !in.exited() {
+		if !in.Exited() {
 			out = append(out, in)
 		}
 	}
@@ -402,12 +391,12 @@ func pct(ticks int64, secs float64) float64 {
 func (f *fleet) fleetTicks() (aion, child int64) {
 	evs := f.allEvents()
 	for _, in := range f.alive() {
-		if p, err := readProc(in.cmd.Process.Pid); err == nil {
+		if p, err := readProc(in.Cmd.Process.Pid); err == nil {
 			aion += p.CPUTicks
 		}
 	}
 	for k := range f.insts {
-		if pid := childPID(evs[k]); pid != 0 && isExe(pid, f.child) {
+		if pid := childPID(evs[k]); pid != 0 && kit.IsExe(pid, f.child) {
 			if p, err := readProc(pid); err == nil {
 				child += p.CPUTicks
 			}
@@ -423,7 +412,7 @@ func (f *fleet) sampleRSS() rssSample {
 	evs := f.allEvents()
 	var per, hwm, anon []float64
 	for _, in := range f.alive() {
-		p, err := readProc(in.cmd.Process.Pid)
+		p, err := readProc(in.Cmd.Process.Pid)
 		if err != nil {
 			continue
 		}
@@ -432,11 +421,11 @@ func (f *fleet) sampleRSS() rssSample {
 		anon = append(anon, float64(p.AnonKiB))
 		s.AionTotalKiB += p.RSSKiB
 		s.AionAnonTotalKiB += p.AnonKiB
-		s.AionPssTotalKiB += pssKiB(in.cmd.Process.Pid)
+		s.AionPssTotalKiB += pssKiB(in.Cmd.Process.Pid)
 	}
 	var ch []float64
 	for k := range f.insts {
-		if pid := childPID(evs[k]); pid != 0 && isExe(pid, f.child) {
+		if pid := childPID(evs[k]); pid != 0 && kit.IsExe(pid, f.child) {
 			if p, err := readProc(pid); err == nil {
 				ch = append(ch, float64(p.RSSKiB))
 				s.ChildTotalKiB += p.RSSKiB
@@ -454,7 +443,7 @@ func (f *fleet) sampleRSS() rssSample {
 // rotate writes secret s anew and waits the window; then each child must
 // have exactly one hup in it, within limit of the write.
 func (f *fleet) rotate(ctx context.Context, r, s int, window, limit time.Duration) (Rotation, error) {
-	rot := Rotation{N: r, Secret: secretName(s), LimitS: limit.Seconds(), WindowS: window.Seconds()}
+	rot := Rotation{N: r, Secret: kit.SecretName(s), LimitS: limit.Seconds(), WindowS: window.Seconds()}
 	tw, err := writeSecret(ctx, f.vault.api, s)
 	if err != nil {
 		return rot, fmt.Errorf("rotation %d: %w", r, err)
@@ -559,7 +548,7 @@ func (f *fleet) outage(ctx context.Context, d time.Duration) error {
 func (f *fleet) stopFleet() {
 	logf("stopping the fleet")
 	for _, in := range f.alive() {
-		_ = in.cmd.Process.Signal(syscall.SIGTERM)
+		_ = in.Cmd.Process.Signal(syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for len(f.alive()) > 0 && time.Now().Before(deadline) {
@@ -575,10 +564,10 @@ func (f *fleet) stopFleet() {
 func (f *fleet) killAll() {
 	evs := f.allEvents()
 	for k, in := range f.insts {
-		if in.cmd.Process != nil {
-			_ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+		if in.Cmd.Process != nil {
+			_ = syscall.Kill(-in.Cmd.Process.Pid, syscall.SIGKILL)
 		}
-		if pid := childPID(evs[k]); pid != 0 && isExe(pid, f.child) {
+		if pid := childPID(evs[k]); pid != 0 && kit.IsExe(pid, f.child) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -624,14 +613,14 @@ func (f *fleet) integrity() {
 			in.HupsAsRotations++
 		}
 		in.TermsBeforeStop += termsBefore
-		if inst.exited() && inst.exitAt.Before(res.StopAt) {
+		if inst.Exited() && inst.ExitAt.Before(res.StopAt) {
 			code := -1
 			var ee *exec.ExitError
-			if errors.As(inst.err, &ee) {
+			if errors.As(inst.Err, &ee) {
 				code = ee.ExitCode()
 			}
 			in.EarlyExits = append(in.EarlyExits, EarlyExit{Instance: inst.name, Code: code,
-				AfterLaunchS: inst.exitAt.Sub(res.Start.LaunchAt).Seconds(), LogTail: tail(inst.log, 600)})
+				AfterLaunchS: inst.ExitAt.Sub(res.Start.LaunchAt).Seconds(), LogTail: kit.Tail(inst.log, 600)})
 		}
 	}
 	sort.Slice(in.EarlyExits, func(i, j int) bool { return in.EarlyExits[i].AfterLaunchS < in.EarlyExits[j].AfterLaunchS })
@@ -639,14 +628,6 @@ func (f *fleet) integrity() {
 	if len(in.EarlyExits) > 10 {
 		in.EarlyExits = in.EarlyExits[:10]
 	}
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // analyzeAudit counts the fleet's requests: per second over the run, in
@@ -864,11 +845,7 @@ func reportFile(in, out, repeats string) error {
 			r.Repeats = append(r.Repeats, repeatOf(o))
 		}
 		sort.Slice(r.Repeats, func(i, j int) bool { return r.Repeats[i].When.Before(r.Repeats[j].When) })
-		j, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(out, "fleet.json"), append(j, '\n'), 0o644); err != nil {
+		if err := kit.WriteJSON(filepath.Join(out, "fleet.json"), r); err != nil {
 			return err
 		}
 	}
@@ -876,27 +853,11 @@ func reportFile(in, out, repeats string) error {
 }
 
 func readResults(path string) (*Results, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	var r Results
+	if err := kit.ReadJSON(path, &r); err != nil {
 		return nil, err
 	}
-	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
-	}
 	return &r, nil
-}
-
-// version asks the binary, bounded.
-func version(bin string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "version").CombinedOutput()
-	if err != nil {
-		return "unknown"
-	}
-	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	return line
 }
 
 func loadAvg() [3]float64 {
@@ -916,13 +877,7 @@ func loadAvg() [3]float64 {
 func machine() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadAvg()}
 	m.CPUModel = kit.CPUModel()
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
-	var si syscall.Sysinfo_t
-	if syscall.Sysinfo(&si) == nil {
-		m.MemoryMiB = int(si.Totalram * uint64(si.Unit) >> 20)
-	}
+	m.Kernel, m.MemoryMiB = kit.Kernel(), kit.MemoryMiB()
 	var rl syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
 		m.NoFile = int(rl.Cur)
@@ -938,11 +893,7 @@ func (f *fleet) write(out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	j, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "fleet.json"), append(j, '\n'), 0o644); err != nil {
+	if err := kit.WriteJSON(filepath.Join(out, "fleet.json"), res); err != nil {
 		return err
 	}
 	if err := writeReport(res, out); err != nil {

@@ -189,37 +189,20 @@ func setup(ctx context.Context, v *vaultAPI, auditPath string, secrets int) erro
 	return nil
 }
 
-func secretName(i int) string { return fmt.Sprintf("s%03d", i) }
-
-const fieldsPerSecret = 5
-
 // writeSecret writes secret i with fresh random fields and returns when
 // the write was sent.
 func writeSecret(ctx context.Context, v *vaultAPI, i int) (time.Time, error) {
-	data := map[string]string{}
-	for f := 1; f <= fieldsPerSecret; f++ {
-		data[fmt.Sprintf("f%d", f)] = randomValue()
-	}
-	t := time.Now()
-	return t, v.Do(ctx, "POST", "secret/data/fleet/"+secretName(i), map[string]any{"data": data}, nil)
+	return v.WriteSecret(ctx, "secret/data/fleet/"+kit.SecretName(i))
 }
 
 // createToken makes one instance's token: scoped, renewable, a long TTL
 // and its own display name, which the audit log shows as "token-NAME".
 func createToken(ctx context.Context, v *vaultAPI, name string) (string, error) {
-	var out struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	err := v.Do(ctx, "POST", "auth/token/create", map[string]any{
-		"policies": []string{"fleet"}, "ttl": "24h", "renewable": true, "display_name": name,
-		"no_default_policy": true,
-	}, &out)
-	if err == nil && out.Auth.ClientToken == "" {
+	tok, err := v.CreateToken(ctx, kit.Token{Policy: "fleet", TTL: "24h", DisplayName: name})
+	if err == nil && tok == "" {
 		err = errors.New("auth/token/create: no token")
 	}
-	return out.Auth.ClientToken, err
+	return tok, err
 }
 
 // auditRequest is one request entry of the file audit device: when, by

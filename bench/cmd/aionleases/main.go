@@ -36,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "freeport" {
-		if err := kit.FreePort(); err != nil {
+		if err := kit.PrintFreePort(); err != nil {
 			fmt.Fprintln(os.Stderr, "aionleases:", err)
 			os.Exit(1)
 		}
@@ -126,11 +126,9 @@ func leaseTimes(scale float64) (ttl, maxTTL time.Duration, effective float64, er
 
 // proc is one running tool.
 type proc struct {
+	*kit.Proc
 	name, dir, events string
-	cmd               *exec.Cmd
-	start             time.Time
-	done              chan struct{}
-	err               error
+	start             time.Time // once it was forked
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -161,7 +159,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logf("role %s: default_ttl %s, max_ttl %s (scale %.4g); %s of running = %.4g simulated days", c.role, ttl, maxTTL, effScale, runFor, c.days)
 
-	loadStart := loadAvg()
+	loadStart := kit.Load1()
 	wctx, wstop := context.WithCancel(context.Background())
 	var watch leaseWatch
 	var wwg sync.WaitGroup
@@ -199,7 +197,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		procs = append(procs, p)
 		// For leases.sh's cleanup, should this process be killed before
 		// it could stop the tools: their process groups.
-		if err := appendLine(filepath.Join(c.work, "pgids"), strconv.Itoa(p.cmd.Process.Pid)); err != nil {
+		if err := appendLine(filepath.Join(c.work, "pgids"), strconv.Itoa(p.Cmd.Process.Pid)); err != nil {
 			return err
 		}
 	}
@@ -212,7 +210,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer progress.Stop()
 	anyDone := make(chan *proc, len(procs))
 	for _, p := range procs {
-		go func() { <-p.done; anyDone <- p }()
+		go func() { <-p.Done; anyDone <- p }()
 	}
 	t0 := time.Now()
 wait:
@@ -228,14 +226,14 @@ wait:
 		case <-deadline.C:
 			break wait
 		case p := <-anyDone:
-			exited[p.name] = fmt.Sprintf("exited after %s: %v (see %s)", time.Since(p.start).Round(time.Second), p.err, filepath.Join(p.dir, "log"))
+			exited[p.name] = fmt.Sprintf("exited after %s: %v (see %s)", time.Since(p.start).Round(time.Second), p.Err, filepath.Join(p.dir, "log"))
 			logf("%s %s", p.name, exited[p.name])
 		case <-progress.C:
 			logf("%.2f of %.4g simulated days", time.Since(t0).Seconds()/day.Seconds(), c.days)
 		}
 	}
 	end := time.Now()
-	loadEnd := loadAvg()
+	loadEnd := kit.Load1()
 	logf("stopping the tools")
 	var swg sync.WaitGroup
 	for _, p := range procs {
@@ -257,7 +255,7 @@ wait:
 	}
 	res := Result{
 		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadStart, LoadEnd: loadEnd,
-			LoadAfter: loadAvg(), Kernel: kernel()},
+			LoadAfter: kit.Load1(), Kernel: kit.Kernel()},
 		Settings: Settings{Scale: c.scale, EffectiveScale: effScale, Days: c.days, TTL: ttl.String(), MaxTTL: maxTTL.String(),
 			SimHour: hour.String(), SimDay: day.String(), RunSeconds: end.Sub(t0).Seconds(), TokenTTL: c.tokenTTL,
 			Versions: parseVersions(c.versions), WatchPolls: polls, Started: t0.UTC()},
@@ -297,26 +295,19 @@ wait:
 }
 
 func startProc(name, dir, events string, l launch) (*proc, error) {
-	logf, err := os.OpenFile(filepath.Join(dir, "log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	lf, err := os.OpenFile(filepath.Join(dir, "log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(l.bin, l.args...)
 	cmd.Env, cmd.Dir = l.env, dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// A group of its own, so that a stop can kill whatever it left behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &proc{name: name, dir: dir, events: events, cmd: cmd, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	p := &proc{Proc: kit.NewProc(cmd), name: name, dir: dir, events: events}
+	err = p.Start(lf)
+	lf.Close() // the tool has its own copy
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p.start = time.Now()
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
 	return p, nil
 }
 
@@ -324,18 +315,18 @@ func startProc(name, dir, events string, l launch) (*proc, error) {
 // peers stop their child), then kills its process group after timeout;
 // the group is killed in any case, for a child left behind.
 func (p *proc) stop(timeout time.Duration) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(timeout):
 	}
 	p.kill()
 }
 
 func (p *proc) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(10 * time.Second):
 	}
 }
@@ -362,24 +353,6 @@ func appendLine(path, line string) error {
 		err = cerr
 	}
 	return err
-}
-
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
-}
-
-func kernel() string {
-	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return strings.TrimSpace(string(b))
 }
 
 // parseVersions reads "a=1;b=2".

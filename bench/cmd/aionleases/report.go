@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 // Machine is where the run ran.
@@ -157,11 +158,7 @@ func analyzeTool(es []auditEntry, evs []childEvent, expires map[string]time.Time
 }
 
 func writeResults(dir string, r Result) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "leases.json"), append(b, '\n'), 0o644); err != nil {
+	if err := kit.WriteJSON(filepath.Join(dir, "leases.json"), r); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "leases.md"), []byte(markdown(r)), 0o644)

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image/color"
@@ -66,13 +65,9 @@ func main() {
 }
 
 func run(in, out string) error {
-	b, err := os.ReadFile(in)
-	if err != nil {
-		return err
-	}
 	var r results
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("parse %s: %w", in, err)
+	if err := kit.ReadJSON(in, &r); err != nil {
+		return err
 	}
 
 	start := plot.New()
