@@ -8,7 +8,6 @@ import (
 	"os"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/aionos/aion-exec/bench/internal/kit"
@@ -103,28 +102,13 @@ func (b *bench) setAudit(ctx context.Context, on bool) error {
 }
 
 // auditEntry is the part of a file audit device line we count.
-type auditEntry struct {
-	Time    time.Time `json:"time"`
-	Type    string    `json:"type"`
-	Request struct {
-		Path      string `json:"path"`
-		Operation string `json:"operation"`
-	} `json:"request"`
-	Auth struct {
-		DisplayName string `json:"display_name"`
-	} `json:"auth"`
-}
-
-// by reports whether e was made with the token of display name name.
-func (e auditEntry) by(name string) bool {
-	return strings.TrimPrefix(e.Auth.DisplayName, "token-") == name
-}
+type auditEntry = kit.AuditEntry
 
 // only keeps the entries made with the token of display name name.
 func only(es []auditEntry, name string) []auditEntry {
 	var out []auditEntry
 	for _, e := range es {
-		if e.by(name) {
+		if e.Who() == name {
 			out = append(out, e)
 		}
 	}
@@ -153,7 +137,7 @@ func (a auditLog) requests(offset int64) ([]auditEntry, error) {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return kit.AuditLines(f, func(e *auditEntry) bool { return e.Type == "request" || e.Type == "response" })
+	return kit.Exchanges(f)
 }
 
 var secretSuffix = regexp.MustCompile(`/s[0-9]{3}$`)

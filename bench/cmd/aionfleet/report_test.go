@@ -22,3 +22,21 @@ func TestStoredResults(t *testing.T) {
 	}
 	golden.Equal(t, append(j, '\n'), stored+".json")
 }
+
+// TestMarkdownVariant renders the stored run changed where the report
+// branches: other runs to summarise, early exits, errors, a second after
+// the recovery without requests.
+func TestMarkdownVariant(t *testing.T) {
+	r, err := readResults("../../results/fleet.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Repeats = []Repeat{repeatOf(r), repeatOf(r)}
+	r.Integrity.EarlyExitCount = 3
+	r.Integrity.EarlyExits = []EarlyExit{{Instance: "fleet-0007", Code: 69, AfterLaunchS: 1.5, LogTail: "level=INFO\nlevel=ERROR msg=`vault` down"}}
+	r.Errors = []string{"launch fleet-0009: fork", "no fleet request reached Vault after the outage"}
+	r.Outage.LatencyMsBySecond[1] = Stats{}
+	golden.Equal(t, []byte(markdown(r)), "testdata/variant.md")
+	r.Outage.FirstRequestBySecond = nil // no reading of the recovery
+	golden.Equal(t, []byte(markdown(r)), "testdata/variant-no-herd.md")
+}

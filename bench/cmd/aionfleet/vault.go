@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 
@@ -227,30 +224,14 @@ func readAudit(path string) ([]auditRequest, error) {
 }
 
 func parseAudit(r io.Reader) ([]auditRequest, error) {
+	es, err := kit.Exchanges(r)
 	var out []auditRequest
 	byID := map[string]int{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var e struct {
-			Time    time.Time `json:"time"`
-			Type    string    `json:"type"`
-			Request struct {
-				ID        string `json:"id"`
-				Path      string `json:"path"`
-				Operation string `json:"operation"`
-			} `json:"request"`
-			Auth struct {
-				DisplayName string `json:"display_name"`
-			} `json:"auth"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
-		}
+	for _, e := range es {
 		switch e.Type {
 		case "request":
 			byID[e.Request.ID] = len(out)
-			out = append(out, auditRequest{At: e.Time, Who: strings.TrimPrefix(e.Auth.DisplayName, "token-"), Path: e.Request.Path, Op: e.Request.Operation})
+			out = append(out, auditRequest{At: e.Time, Who: e.Who(), Path: e.Request.Path, Op: e.Request.Operation})
 		case "response":
 			if i, ok := byID[e.Request.ID]; ok {
 				out[i].Answered = e.Time
@@ -258,5 +239,5 @@ func parseAudit(r io.Reader) ([]auditRequest, error) {
 			}
 		}
 	}
-	return out, sc.Err()
+	return out, err
 }
