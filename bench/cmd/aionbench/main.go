@@ -16,13 +16,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aionos/aion-exec/bench/internal/kit"
@@ -30,18 +28,10 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "freeport" {
-		if err := kit.PrintFreePort(); err != nil {
-			fmt.Fprintln(os.Stderr, "aionbench:", err)
-			os.Exit(1)
-		}
+		kit.Exit("aionbench", kit.PrintFreePort())
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "aionbench:", err)
-		os.Exit(1)
-	}
+	kit.Exit("aionbench", kit.Run(func(ctx context.Context) error { return run(ctx, os.Args[1:], os.Stderr) }))
 }
 
 // options are the command line.

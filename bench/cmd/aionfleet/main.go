@@ -19,9 +19,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 func main() {
@@ -32,18 +32,10 @@ func main() {
 		out := fs.String("out", "bench/results", "directory for fleet.md and fleet.png")
 		repeats := fs.String("repeats", "", "fleet.json files of other runs, comma-separated: summarised in fleet.json and fleet.md")
 		_ = fs.Parse(os.Args[2:])
-		if err := reportFile(*in, *out, *repeats); err != nil {
-			fmt.Fprintln(os.Stderr, "aionfleet:", err)
-			os.Exit(1)
-		}
+		kit.Exit("aionfleet", reportFile(*in, *out, *repeats))
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "aionfleet:", err)
-		os.Exit(1)
-	}
+	kit.Exit("aionfleet", kit.Run(func(ctx context.Context) error { return run(ctx, os.Args[1:]) }))
 }
 
 // options are the command line.

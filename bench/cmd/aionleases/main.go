@@ -20,38 +20,24 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "freeport" {
-		if err := kit.PrintFreePort(); err != nil {
-			fmt.Fprintln(os.Stderr, "aionleases:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) == 4 && os.Args[1] == "render" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "freeport":
+		kit.Exit("aionleases", kit.PrintFreePort())
+	case len(os.Args) == 4 && os.Args[1] == "render":
 		// aionleases render leases.json DIR: leases.md again from the
 		// numbers of a run.
-		if err := render(os.Args[2], os.Args[3]); err != nil {
-			fmt.Fprintln(os.Stderr, "aionleases:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "aionleases:", err)
-		os.Exit(1)
+		kit.Exit("aionleases", render(os.Args[2], os.Args[3]))
+	default:
+		kit.Exit("aionleases", kit.Run(func(ctx context.Context) error { return run(ctx, os.Args[1:], os.Stderr) }))
 	}
 }
 
