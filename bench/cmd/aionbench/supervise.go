@@ -28,62 +28,31 @@ type job struct {
 	n int
 }
 
+// live is one job's wrapper while it supervises, and its RSS samples.
+type live struct {
+	job
+	r       *running
+	started time.Time
+	samples []int
+	at      []time.Time
+	err     error
+}
+
 // superviseAll starts every job's wrapper, lets them all supervise for
 // b.superviseFor with polling on, sampling each wrapper's RSS every second,
 // then reads the audit log per token. The steady state is the last
 // b.steady: median RSS there, requests per poll cycle there.
 func (b *bench) superviseAll(ctx context.Context, jobs []job) ([]SuperviseResult, []error) {
-	type live struct {
-		job
-		r       *running
-		started time.Time
-		samples []int
-		at      []time.Time
-		err     error
-	}
-	var errs []error
 	off := b.audit.size()
-	var ls []*live
+	ls, errs := b.startJobs(jobs)
 	defer func() {
 		for _, l := range ls {
 			b.stop(l.r)
 		}
 	}()
-	// Started one after another, each once the previous child runs, so
-	// that their start-ups do not pile up.
-	for _, j := range jobs {
-		r, err := b.start(j.t, j.n, Reload, "supervise")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s@%d: %w", j.t.Name, j.n, err))
-			continue
-		}
-		l := &live{job: j, r: r}
-		ls = append(ls, l)
-		e, err := r.waitEvent(b.startTimeout, func(e event) bool { return e.Kind == "start" })
-		if err != nil {
-			l.err = err
-			continue
-		}
-		l.started = e.At
-	}
 	end := time.Now().Add(b.superviseFor)
-	for i := 0; time.Now().Before(end) && i < 100000; i++ {
-		if ctx.Err() != nil {
-			return nil, append(errs, ctx.Err())
-		}
-		now := time.Now()
-		for _, l := range ls {
-			if l.err != nil {
-				continue
-			}
-			rss, _, err := procStatus(l.r.Cmd.Process.Pid)
-			if err != nil || l.r.Exited() {
-				l.err = fmt.Errorf("%s stopped while supervising: %v; its log: %s", l.t.Name, err, l.r.logTail())
-				continue
-			}
-			l.samples, l.at = append(l.samples, rss), append(l.at, now)
-		}
-		time.Sleep(time.Second)
+	if err := sampleRSS(ctx, ls, end); err != nil {
+		return nil, append(errs, err)
 	}
 	es, err := b.audit.requests(off)
 	if err != nil {
@@ -103,6 +72,52 @@ func (b *bench) superviseAll(ctx context.Context, jobs []job) ([]SuperviseResult
 		out = append(out, SuperviseResult{Tool: l.t.Name, N: l.n, Supervision: s})
 	}
 	return out, errs
+}
+
+// startJobs starts the jobs' wrappers one after another, each once the
+// previous child runs, so that their start-ups do not pile up.
+func (b *bench) startJobs(jobs []job) ([]*live, []error) {
+	var ls []*live
+	var errs []error
+	for _, j := range jobs {
+		r, err := b.start(j.t, j.n, Reload, "supervise")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s@%d: %w", j.t.Name, j.n, err))
+			continue
+		}
+		l := &live{job: j, r: r}
+		ls = append(ls, l)
+		e, err := r.waitEvent(b.startTimeout, func(e event) bool { return e.Kind == "start" })
+		if err != nil {
+			l.err = err
+			continue
+		}
+		l.started = e.At
+	}
+	return ls, errs
+}
+
+// sampleRSS samples every running wrapper's RSS once a second until end.
+func sampleRSS(ctx context.Context, ls []*live, end time.Time) error {
+	for i := 0; time.Now().Before(end) && i < 100000; i++ {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		now := time.Now()
+		for _, l := range ls {
+			if l.err != nil {
+				continue
+			}
+			rss, _, err := procStatus(l.r.Cmd.Process.Pid)
+			if err != nil || l.r.Exited() {
+				l.err = fmt.Errorf("%s stopped while supervising: %v; its log: %s", l.t.Name, err, l.r.logTail())
+				continue
+			}
+			l.samples, l.at = append(l.samples, rss), append(l.at, now)
+		}
+		time.Sleep(time.Second)
+	}
+	return nil
 }
 
 // summarise turns one wrapper's samples and audit entries into its

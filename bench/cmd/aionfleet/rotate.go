@@ -43,14 +43,25 @@ func (f *fleet) rotate(ctx context.Context, r, s int, window, limit time.Duratio
 		return rot, fmt.Errorf("rotation %d: %w", r, err)
 	}
 	rot.WrittenAt = tw
-	alive := len(f.alive())
-	// Wait for every child's hup (logged when the last arrives), then to
-	// the end of the window: a second hup would show in it, since every
-	// instance polls at least once more.
+	rot.Alive = len(f.alive())
+	if err := f.waitHups(ctx, &rot, window); err != nil {
+		return rot, err
+	}
+	f.tally(&rot, tw.Add(window), limit)
+	logf("rotation %d (%s): %d of %d children signalled, %d with more than one hup, %d later than %s; write → hup median %.0f ms p90 %.0f max %.0f",
+		r, rot.Secret, rot.Reached, len(f.insts), rot.Extra, rot.Late, limit, rot.LatencyMs.Median, rot.LatencyMs.P90, rot.LatencyMs.Max)
+	return rot, nil
+}
+
+// waitHups waits for every child's hup (logged when the last arrives),
+// then to the end of the window: a second hup would show in it, since
+// every instance polls at least once more.
+func (f *fleet) waitHups(ctx context.Context, rot *Rotation, window time.Duration) error {
+	tw := rot.WrittenAt
 	reportedAll := false
 	for time.Since(tw) < window {
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
-			return rot, err
+			return err
 		}
 		if !reportedAll {
 			got := 0
@@ -59,13 +70,19 @@ func (f *fleet) rotate(ctx context.Context, r, s int, window, limit time.Duratio
 					got++
 				}
 			}
-			if got >= alive {
+			if got >= rot.Alive {
 				reportedAll = true
-				logf("rotation %d (%s): all %d children got SIGHUP after %.1f s", r, rot.Secret, got, time.Since(tw).Seconds())
+				logf("rotation %d (%s): all %d children got SIGHUP after %.1f s", rot.N, rot.Secret, got, time.Since(tw).Seconds())
 			}
 		}
 	}
-	end := tw.Add(window)
+	return nil
+}
+
+// tally counts each child's hups from the write to end: the first one's
+// latency, whether it came later than limit, none or more than one.
+func (f *fleet) tally(rot *Rotation, end time.Time, limit time.Duration) {
+	tw := rot.WrittenAt
 	var lat []float64
 	for k, es := range f.allEvents() {
 		n := 0
@@ -95,10 +112,6 @@ func (f *fleet) rotate(ctx context.Context, r, s int, window, limit time.Duratio
 	}
 	rot.Reached = len(lat)
 	rot.LatencyMs, rot.Latencies = stats(lat), lat
-	rot.Alive = alive
-	logf("rotation %d (%s): %d of %d children signalled, %d with more than one hup, %d later than %s; write → hup median %.0f ms p90 %.0f max %.0f",
-		r, rot.Secret, rot.Reached, len(f.insts), rot.Extra, rot.Late, limit, rot.LatencyMs.Median, rot.LatencyMs.P90, rot.LatencyMs.Max)
-	return rot, nil
 }
 
 // outage stops Vault, waits, starts and unseals it, and watches the
