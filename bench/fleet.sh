@@ -33,6 +33,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 out=${BENCH_OUT:-$here/results}
 n=${BENCH_FLEET:-500}
 secrets=${BENCH_FLEET_SECRETS:-5}
@@ -67,11 +68,7 @@ sweep() {
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -n "$fleet_pid" ] && kill -0 "$fleet_pid" 2>/dev/null; then
-		kill -TERM "$fleet_pid" 2>/dev/null || true
-		for _ in $(seq 1 150); do kill -0 "$fleet_pid" 2>/dev/null || break; sleep 0.2; done
-		kill -KILL "$fleet_pid" 2>/dev/null || true
-	fi
+	stop "$fleet_pid" 30 TERM
 	sweep
 	if [ -n "$inotify_old" ] && [ "$(cat /proc/sys/fs/inotify/max_user_instances)" = "$inotify_new" ]; then
 		echo "$inotify_old" >/proc/sys/fs/inotify/max_user_instances 2>/dev/null &&
@@ -116,9 +113,7 @@ mkdir -p "$work/bin"
 log "building aion-exec with ./build.sh"
 "$root/build.sh" "$work/bin/aion-exec"
 log "building benchchild and aionfleet"
-export GOWORK=off
-(cd "$here" && GOFLAGS="${GOFLAGS:-} -mod=mod" go build -o "$work/bin/aionfleet" ./cmd/aionfleet &&
-	GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/benchchild" ./cmd/benchchild)
+build_tools aionfleet
 vault=$("$root/integration/build-vault.sh")
 
 "$work/bin/aionfleet" -vault "$vault" -aion "$work/bin/aion-exec" -child "$work/bin/benchchild" \

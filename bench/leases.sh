@@ -32,6 +32,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 out=${BENCH_OUT:-$here/results}
 scale=${BENCH_LEASE_SCALE:-240}
 days=${BENCH_LEASE_DAYS:-1.25}
@@ -43,14 +44,6 @@ pg=$(mktemp -d "${TMPDIR:-/tmp}/aion-leases-pg.XXXXXX")
 vault_pid=""
 pg_pid=""
 bench_pid=""
-# stop PID SECONDS SIGNAL: signal, wait at most SECONDS, then SIGKILL.
-stop() {
-	local pid=$1 secs=$2 sig=$3
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill "-$sig" "$pid" 2>/dev/null || true
-	for _ in $(seq 1 $((secs * 5))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
-	kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -89,9 +82,7 @@ log() { echo "leases: $*" >&2; }
 mkdir -p "$work/bin"
 log "building aion-exec, the measuring tool and the child"
 "$root/build.sh" "$work/bin/aion-exec"
-export GOWORK=off
-(cd "$here" && GOFLAGS="${GOFLAGS:-} -mod=mod" go build -o "$work/bin/aionleases" ./cmd/aionleases &&
-	GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/benchchild" ./cmd/benchchild)
+build_tools aionleases
 vault=$("$root/integration/build-vault.sh")
 plugins="$(dirname "$vault")/plugins"
 [ -x "$plugins/postgresql-database-plugin" ] || { log "no database plugin in $plugins"; exit 1; }
@@ -131,17 +122,7 @@ log "PostgreSQL $pg_version on 127.0.0.1:$pg_port"
 
 port=$(freeport)
 export VAULT_ADDR="http://127.0.0.1:$port"
-# Its own HOME keeps the dev server from touching the caller's ~/.vault-token.
-HOME="$work" "$vault" server -dev -dev-listen-address="127.0.0.1:$port" -dev-plugin-dir="$plugins" \
-	-dev-root-token-id=root -dev-no-store-token >"$work/vault.log" 2>&1 &
-vault_pid=$!
-up=""
-for _ in $(seq 1 150); do
-	if VAULT_TOKEN=root HOME="$work" "$vault" status >/dev/null 2>&1; then up=1; break; fi
-	kill -0 "$vault_pid" 2>/dev/null || break
-	sleep 0.2
-done
-[ -n "$up" ] || { log "Vault did not start:"; tail -20 "$work/vault.log" >&2; exit 1; }
+start_dev_vault "$vault" "$port" -dev-plugin-dir="$plugins"
 vault_version=$("$vault" version | head -1 | awk '{print $2}' | tr -d ,)
 log "Vault $vault_version on $VAULT_ADDR"
 

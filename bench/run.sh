@@ -29,6 +29,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 out=${BENCH_OUT:-$here/results}
 sizes=${BENCH_SIZES:-5,25,50,100}
 runs=${BENCH_RUNS:-20}
@@ -55,16 +56,8 @@ bench_pid=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
-		kill -TERM "$bench_pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$bench_pid" 2>/dev/null || break; sleep 0.2; done
-		kill -KILL "$bench_pid" 2>/dev/null || true
-	fi
-	if [ -n "$vault_pid" ] && kill -0 "$vault_pid" 2>/dev/null; then
-		kill -TERM "$vault_pid" 2>/dev/null || true
-		for _ in $(seq 1 50); do kill -0 "$vault_pid" 2>/dev/null || break; sleep 0.2; done
-		kill -KILL "$vault_pid" 2>/dev/null || true
-	fi
+	stop "$bench_pid" 20 TERM
+	stop "$vault_pid" 10 TERM
 	if [ -n "${BENCH_KEEP:-}" ]; then
 		echo "bench: scratch kept in $work" >&2
 	else
@@ -85,29 +78,14 @@ case ",$tools," in
 	;;
 esac
 log "building the measuring tool and the child"
-# bench/ is a module of its own (its deps stay out of the main module); it
-# replaces the main module with this checkout, so -mod=mod lets it follow
-# the main module's go.mod as that changes.
-export GOWORK=off
-(cd "$here" && GOFLAGS="${GOFLAGS:-} -mod=mod" go build -o "$work/bin/aionbench" ./cmd/aionbench &&
-	GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/benchchild" ./cmd/benchchild)
+build_tools aionbench
 vault=$("$root/integration/build-vault.sh")
 { read -r ct; read -r ct_full; } < <("$here/build-consul-template.sh")
 
 port=$("$work/bin/aionbench" freeport)
 export VAULT_ADDR="http://127.0.0.1:$port"
 log "starting Vault $("$vault" version | head -1) on $VAULT_ADDR"
-# Its own HOME keeps the dev server from touching the caller's ~/.vault-token.
-HOME="$work" "$vault" server -dev -dev-listen-address="127.0.0.1:$port" \
-	-dev-root-token-id=root -dev-no-store-token >"$work/vault.log" 2>&1 &
-vault_pid=$!
-up=""
-for _ in $(seq 1 150); do
-	if VAULT_TOKEN=root HOME="$work" "$vault" status >/dev/null 2>&1; then up=1; break; fi
-	kill -0 "$vault_pid" 2>/dev/null || break
-	sleep 0.2
-done
-[ -n "$up" ] || { log "Vault did not start:"; tail -20 "$work/vault.log" >&2; exit 1; }
+start_dev_vault "$vault" "$port"
 # The file audit device logs every request Vault handles: the request counts.
 VAULT_TOKEN=root HOME="$work" "$vault" audit enable file file_path="$work/audit.log" >/dev/null
 

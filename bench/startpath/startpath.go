@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aionos/aion-exec/bench/internal/kit"
 	"github.com/aionos/aion-exec/internal/config"
 	"github.com/aionos/aion-exec/internal/refresh"
 	"github.com/aionos/aion-exec/internal/render"
@@ -23,21 +24,15 @@ import (
 )
 
 // Fields is how many fields each bench secret has, as in bench/run.sh.
-const Fields = 5
+const Fields = kit.Fields
 
 // Name is bench secret i's name: s001.
-func Name(i int) string { return fmt.Sprintf("s%03d", i) }
+func Name(i int) string { return kit.SecretName(i) }
 
 // WriteTemplate writes the bench's user template for n secrets into dir:
 // S001_F1={{ .s001.f1 }} and so on, 5×n lines.
 func WriteTemplate(dir string, n int) error {
-	var t strings.Builder
-	for i := 1; i <= n; i++ {
-		for f := 1; f <= Fields; f++ {
-			fmt.Fprintf(&t, "S%03d_F%d={{ .%s.f%d }}\n", i, f, Name(i), f)
-		}
-	}
-	return os.WriteFile(filepath.Join(dir, "bench.env.tmpl"), []byte(t.String()), 0o600)
+	return os.WriteFile(filepath.Join(dir, "bench.env.tmpl"), []byte(kit.EnvTemplate(n)), 0o600)
 }
 
 // Env is the environment aion-exec gets in the benchmark, for n secrets.
@@ -51,8 +46,9 @@ func Env(addr, token, templates, renderDir string, n int) map[string]string {
 		"AION_RESTART_ON":    "never",
 		"AION_LOG_LEVEL":     "warn",
 	}
-	for i := 1; i <= n; i++ {
-		env["AION_"+strings.ToUpper(Name(i))+"_SECRET_PATH"] = "bench/" + Name(i)
+	for _, kv := range kit.SecretVars("bench", n) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
 	return env
 }

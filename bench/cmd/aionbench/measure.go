@@ -1,17 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,14 +19,10 @@ func readEvents(path string) []event { return kit.ReadEvents(path) }
 
 // running is one wrapper process under measurement.
 type running struct {
+	*kit.Proc
 	tool   string
-	cmd    *exec.Cmd
 	events string
 	log    string
-	t0     time.Time // just before fork
-	exitAt time.Time // when Wait returned; read after done is closed
-	done   chan struct{}
-	err    error
 }
 
 var errExited = errors.New("wrapper exited")
@@ -55,40 +44,18 @@ func (b *bench) start(t tool, n int, v Variant, tag string) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = lf, lf
-	r := &running{tool: t.Name, cmd: cmd, events: events, log: logPath, done: make(chan struct{})}
-	r.t0 = time.Now()
-	if err := cmd.Start(); err != nil {
-		lf.Close()
+	r := &running{Proc: kit.NewProc(cmd), tool: t.Name, events: events, log: logPath}
+	err = r.Start(lf)
+	lf.Close() // the wrapper has its own copy
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.Name, err)
 	}
-	lf.Close()
 	b.track(r, true)
-	go func() {
-		r.err = cmd.Wait()
-		r.exitAt = time.Now()
-		close(r.done)
-	}()
 	return r, nil
 }
 
-func (r *running) exited() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // logTail is the end of the wrapper's output, for error messages.
-func (r *running) logTail() string {
-	b, _ := os.ReadFile(r.log)
-	if len(b) > 1500 {
-		b = b[len(b)-1500:]
-	}
-	return strings.TrimSpace(string(b))
-}
+func (r *running) logTail() string { return kit.Tail(r.log, 1500) }
 
 // waitEvent polls the events file (every millisecond: the timestamps come
 // from the child, so polling only delays noticing, never the measurement).
@@ -100,8 +67,8 @@ func (r *running) waitEvent(timeout time.Duration, match func(event) bool) (even
 				return e, nil
 			}
 		}
-		if r.exited() {
-			return event{}, fmt.Errorf("%s: %w (%v) before the event; its log: %s", r.tool, errExited, r.err, r.logTail())
+		if r.Exited() {
+			return event{}, fmt.Errorf("%s: %w (%v) before the event; its log: %s", r.tool, errExited, r.Err, r.logTail())
 		}
 		if time.Now().After(deadline) {
 			return event{}, fmt.Errorf("%s: no child event within %s; its log: %s", r.tool, timeout, r.logTail())
@@ -114,37 +81,27 @@ func (r *running) waitEvent(timeout time.Duration, match func(event) bool) (even
 // child), then kills its process group and any child it started elsewhere.
 func (b *bench) stop(r *running) {
 	defer b.track(r, false)
-	if !r.exited() {
-		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	if !r.Exited() {
+		_ = r.Cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-r.done:
+		case <-r.Done:
 		case <-time.After(15 * time.Second):
 			fmt.Fprintf(os.Stderr, "aionbench: %s did not stop in 15s; killing it\n", r.tool)
 		}
 	}
-	pgid := r.cmd.Process.Pid
+	pgid := r.Cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if !r.exited() {
+	if !r.Exited() {
 		select {
-		case <-r.done:
+		case <-r.Done:
 		case <-time.After(5 * time.Second):
 		}
 	}
 	for _, e := range readEvents(r.events) {
-		if e.Kind == "start" && isOurChild(e.PID, b.child) {
+		if e.Kind == "start" && kit.IsExe(e.PID, b.child) {
 			_ = syscall.Kill(e.PID, syscall.SIGKILL)
 		}
 	}
-}
-
-// isOurChild checks /proc so that a recycled PID is never killed.
-func isOurChild(pid int, child string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	argv0, _, _ := bytes.Cut(b, []byte{0})
-	return string(argv0) == child
 }
 
 func (b *bench) track(r *running, on bool) {
@@ -215,7 +172,7 @@ func (b *bench) launchOnce(t tool, n int, count bool) (LaunchRun, error) {
 	if want := b.wantVars(t, n); e.NVars != want {
 		return LaunchRun{}, fmt.Errorf("%s with %d secrets: child got %d bench variables, want %d", t.Name, n, e.NVars, want)
 	}
-	run := LaunchRun{Ms: float64(e.At.Sub(r.t0)) / 1e6}
+	run := LaunchRun{Ms: float64(e.At.Sub(r.T0)) / 1e6}
 	if !count {
 		return run, nil
 	}
@@ -224,9 +181,9 @@ func (b *bench) launchOnce(t tool, n int, count bool) (LaunchRun, error) {
 		return LaunchRun{}, err
 	}
 	es = only(es, displayName(t.Name, n))
-	run.Requests, run.ByPath = countBetween(es, r.t0, e.At)
-	if first, last := vaultSpan(es, r.t0, e.At); !first.IsZero() && !last.IsZero() {
-		run.BeforeVaultMs = float64(first.Sub(r.t0)) / 1e6
+	run.Requests, run.ByPath = countBetween(es, r.T0, e.At)
+	if first, last := vaultSpan(es, r.T0, e.At); !first.IsZero() && !last.IsZero() {
+		run.BeforeVaultMs = float64(first.Sub(r.T0)) / 1e6
 		run.VaultMs = float64(last.Sub(first)) / 1e6
 		run.AfterVaultMs = float64(e.At.Sub(last)) / 1e6
 	}
@@ -252,7 +209,7 @@ func (b *bench) exitOnce(t tool, n int) (float64, error) {
 		return 0, fmt.Errorf("end the child of %s: %w", t.Name, err)
 	}
 	select {
-	case <-r.done:
+	case <-r.Done:
 	case <-time.After(b.startTimeout):
 		return 0, fmt.Errorf("%s did not exit within %s of its child: %s", t.Name, b.startTimeout, r.logTail())
 	}
@@ -260,252 +217,12 @@ func (b *bench) exitOnce(t tool, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return float64(r.exitAt.Sub(term.At)) / 1e6, nil
+	return float64(r.ExitAt.Sub(term.At)) / 1e6, nil
 }
 
 func (b *bench) wantVars(t tool, n int) int {
 	if t.Name == "floor" || t.inProcess != nil {
 		return 0
 	}
-	return n * fieldsPerSecret
-}
-
-// Supervision is what a wrapper costs while it supervises with polling on.
-type Supervision struct {
-	PeakRSSKiB   int                `json:"peak_rss_kib"`   // VmHWM at the end, or the highest sample
-	SteadyRSSKiB int                `json:"steady_rss_kib"` // median VmRSS over the steady window (the last -steady)
-	EndRSSKiB    int                `json:"end_rss_kib"`
-	RSSSamples   []int              `json:"rss_samples_kib"` // one a second from the child's start
-	Cycles       int                `json:"steady_cycles"`   // poll cycles of s001 counted
-	WindowS      float64            `json:"steady_window_s"` // their span
-	SteadyReqs   int                `json:"steady_requests"`
-	PerInterval  float64            `json:"requests_per_cycle"` // per poll of one secret
-	PerIntByPath map[string]float64 `json:"per_cycle_by_path"`
-	ReadPeriodS  float64            `json:"s001_read_period_s"` // mean time between reads of one secret
-}
-
-// job is one wrapper at one size.
-type job struct {
-	t tool
-	n int
-}
-
-// superviseAll starts every job's wrapper, lets them all supervise for
-// b.superviseFor with polling on, sampling each wrapper's RSS every second,
-// then reads the audit log per token. The steady state is the last
-// b.steady: median RSS there, requests per poll cycle there.
-func (b *bench) superviseAll(ctx context.Context, jobs []job) ([]SuperviseResult, []error) {
-	type live struct {
-		job
-		r       *running
-		started time.Time
-		samples []int
-		at      []time.Time
-		err     error
-	}
-	var errs []error
-	off := b.audit.size()
-	var ls []*live
-	defer func() {
-		for _, l := range ls {
-			b.stop(l.r)
-		}
-	}()
-	// Started one after another, each once the previous child runs, so
-	// that their start-ups do not pile up.
-	for _, j := range jobs {
-		r, err := b.start(j.t, j.n, Reload, "supervise")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s@%d: %w", j.t.Name, j.n, err))
-			continue
-		}
-		l := &live{job: j, r: r}
-		ls = append(ls, l)
-		e, err := r.waitEvent(b.startTimeout, func(e event) bool { return e.Kind == "start" })
-		if err != nil {
-			l.err = err
-			continue
-		}
-		l.started = e.At
-	}
-	end := time.Now().Add(b.superviseFor)
-	for i := 0; time.Now().Before(end) && i < 100000; i++ {
-		if ctx.Err() != nil {
-			return nil, append(errs, ctx.Err())
-		}
-		now := time.Now()
-		for _, l := range ls {
-			if l.err != nil {
-				continue
-			}
-			rss, _, err := procStatus(l.r.cmd.Process.Pid)
-			if err != nil || l.r.exited() {
-				l.err = fmt.Errorf("%s stopped while supervising: %v; its log: %s", l.t.Name, err, l.r.logTail())
-				continue
-			}
-			l.samples, l.at = append(l.samples, rss), append(l.at, now)
-		}
-		time.Sleep(time.Second)
-	}
-	es, err := b.audit.requests(off)
-	if err != nil {
-		return nil, append(errs, err)
-	}
-	var out []SuperviseResult
-	for _, l := range ls {
-		if l.err != nil {
-			errs = append(errs, fmt.Errorf("%s@%d: %w", l.t.Name, l.n, l.err))
-			continue
-		}
-		s, err := b.summarise(l.r, l.t, l.n, l.samples, l.at, only(es, displayName(l.t.Name, l.n)), end)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s@%d: %w", l.t.Name, l.n, err))
-			continue
-		}
-		out = append(out, SuperviseResult{Tool: l.t.Name, N: l.n, Supervision: s})
-	}
-	return out, errs
-}
-
-// summarise turns one wrapper's samples and audit entries into its
-// Supervision.
-func (b *bench) summarise(r *running, t tool, n int, samples []int, at []time.Time, es []auditEntry, end time.Time) (Supervision, error) {
-	var s Supervision
-	s.RSSSamples = samples
-	from := end.Add(-b.steady)
-	var steadyRSS []int
-	for i, x := range samples {
-		if !at[i].Before(from) {
-			steadyRSS = append(steadyRSS, x)
-		}
-	}
-	if len(steadyRSS) == 0 {
-		return s, fmt.Errorf("no RSS sample in the steady window")
-	}
-	s.SteadyRSSKiB = int(median(floats(steadyRSS)))
-	rss, hwm, err := procStatus(r.cmd.Process.Pid)
-	if err != nil {
-		return s, err
-	}
-	// VmHWM is only brought up to date when memory is unmapped, not when
-	// the Go runtime hands pages back with madvise: a sample can be higher.
-	s.EndRSSKiB, s.PeakRSSKiB = rss, max(hwm, slices.Max(samples))
-	// The steady window is cut to whole poll cycles, marked by the reads of
-	// s001: from half an interval before its first read in the window to
-	// half an interval before its last, so both edges fall between bursts.
-	var ts []time.Time
-	for _, t := range readTimes(es, "secret/data/bench/s001") {
-		if !t.Before(from) && !t.After(end) {
-			ts = append(ts, t)
-		}
-	}
-	if len(ts) < 3 {
-		return s, fmt.Errorf("%s read secret s001 %d times in the %s steady window; want at least 3", t.Name, len(ts), b.steady)
-	}
-	half := b.interval / 2
-	cycles := len(ts) - 1
-	n2, by := countBetween(es, ts[0].Add(-half), ts[len(ts)-1].Add(-half-time.Nanosecond))
-	s.Cycles = cycles
-	s.WindowS = ts[len(ts)-1].Sub(ts[0]).Seconds()
-	s.ReadPeriodS = s.WindowS / float64(cycles)
-	s.SteadyReqs = n2
-	s.PerInterval = float64(n2) / float64(cycles)
-	s.PerIntByPath = map[string]float64{}
-	for k, v := range by {
-		s.PerIntByPath[k] = float64(v) / float64(cycles)
-	}
-	return s, nil
-}
-
-// Propagation is KV write → child notified, over several writes.
-type Propagation struct {
-	Tool    string    `json:"tool"`
-	Variant Variant   `json:"variant"`
-	N       int       `json:"secrets"`
-	Ms      []float64 `json:"ms"`
-	Kinds   []string  `json:"kinds"` // hup or restart, per write
-	Stats   Stats     `json:"stats"`
-}
-
-// propagate writes secret s001 several times, each at a random phase of
-// the poll interval, and times each write to the child's SIGHUP or new start.
-func (b *bench) propagate(ctx context.Context, t tool, n int, v Variant) (Propagation, error) {
-	p := Propagation{Tool: t.Name, Variant: v, N: n}
-	r, err := b.start(t, n, v, "change-"+string(v))
-	if err != nil {
-		return p, err
-	}
-	defer b.stop(r)
-	first, err := r.waitEvent(b.startTimeout, func(e event) bool { return e.Kind == "start" })
-	if err != nil {
-		return p, err
-	}
-	cur := first
-	time.Sleep(b.interval + time.Second) // past the first poll and any start-up debounce
-	for w := 0; w < b.writes; w++ {
-		time.Sleep(time.Duration(rand.Int64N(int64(b.interval))))
-		tw := time.Now()
-		if err := writeSecret(ctx, b.vault, 1, nil); err != nil {
-			return p, err
-		}
-		e, err := r.waitEvent(b.changeTimeout, func(e event) bool {
-			return e.At.After(tw) && (e.Kind == "hup" || e.Kind == "start" && e.PID != cur.PID)
-		})
-		if err != nil {
-			return p, fmt.Errorf("write %d: %w", w+1, err)
-		}
-		kind := e.Kind
-		if e.Kind == "start" {
-			kind = "restart"
-			if e.Hash == cur.Hash {
-				return p, fmt.Errorf("%s restarted the child without the new value", t.Name)
-			}
-			cur = e
-		}
-		p.Ms = append(p.Ms, float64(e.At.Sub(tw))/1e6)
-		p.Kinds = append(p.Kinds, kind)
-		// Let a restart settle (and a debounce expire) before the next write.
-		time.Sleep(500 * time.Millisecond)
-	}
-	p.Stats = stats(p.Ms)
-	return p, nil
-}
-
-// Stats summarises samples.
-type Stats struct {
-	N      int     `json:"n"`
-	Median float64 `json:"median"`
-	P90    float64 `json:"p90"`
-	Min    float64 `json:"min"`
-	Max    float64 `json:"max"`
-}
-
-func stats(xs []float64) Stats {
-	if len(xs) == 0 {
-		return Stats{}
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return Stats{N: len(s), Median: median(s), P90: s[(len(s)*9+9)/10-1], Min: s[0], Max: s[len(s)-1]}
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
-
-func floats(xs []int) []float64 {
-	out := make([]float64, len(xs))
-	for i, x := range xs {
-		out[i] = float64(x)
-	}
-	return out
+	return n * kit.Fields
 }

@@ -19,49 +19,34 @@ var peers = []string{"vault-agent", "consul-template"}
 
 type report struct{ *Results }
 
-func (r report) launch(tool string, n int) *LaunchResult {
-	for i := range r.Launch {
-		if r.Launch[i].Tool == tool && r.Launch[i].N == n {
-			return &r.Launch[i]
+// find is the first element of xs that match accepts, or nil.
+func find[T any](xs []T, match func(*T) bool) *T {
+	for i := range xs {
+		if match(&xs[i]) {
+			return &xs[i]
 		}
 	}
 	return nil
+}
+
+func (r report) launch(tool string, n int) *LaunchResult {
+	return find(r.Launch, func(l *LaunchResult) bool { return l.Tool == tool && l.N == n })
 }
 
 func (r report) exit(tool string, n int) *ExitResult {
-	for i := range r.Exit {
-		if r.Exit[i].Tool == tool && r.Exit[i].N == n {
-			return &r.Exit[i]
-		}
-	}
-	return nil
+	return find(r.Exit, func(x *ExitResult) bool { return x.Tool == tool && x.N == n })
 }
 
 func (r report) sup(tool string, n int) *SuperviseResult {
-	for i := range r.Supervise {
-		if r.Supervise[i].Tool == tool && r.Supervise[i].N == n {
-			return &r.Supervise[i]
-		}
-	}
-	return nil
+	return find(r.Supervise, func(s *SuperviseResult) bool { return s.Tool == tool && s.N == n })
 }
 
 func (r report) prop(tool string, v Variant) *Propagation {
-	for i := range r.Propagation {
-		if r.Propagation[i].Tool == tool && r.Propagation[i].Variant == v {
-			return &r.Propagation[i]
-		}
-	}
-	return nil
+	return find(r.Propagation, func(p *Propagation) bool { return p.Tool == tool && p.Variant == v })
 }
 
 func (r report) info(tool string) *ToolInfo {
-	for i := range r.Tools {
-		if r.Tools[i].Name == tool {
-			return &r.Tools[i]
-		}
-	}
-	return nil
+	return find(r.Tools, func(i *ToolInfo) bool { return i.Name == tool })
 }
 
 func (r report) tools() []string {
@@ -111,6 +96,33 @@ func markdown(res *Results) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	tools := r.tools()
+	header(w, res)
+	w("| |")
+	for _, t := range tools {
+		w(" %s |", toolTitle[t])
+	}
+	all := table{w, tools}
+	all.rule()
+	timeRows(all, r)
+	costRows(all, r)
+	peerTable(w, r, tools)
+	phaseTable(w, r, tools)
+	pathTable(w, r, tools)
+	w("\n**Targets checked by the harness:**\n\n")
+	for _, line := range targets(r) {
+		w("- %s\n", line)
+	}
+	if len(res.Errors) > 0 {
+		w("\n**Errors in this run:**\n\n")
+		for _, e := range res.Errors {
+			w("- %s\n", strings.ReplaceAll(e, "\n", " "))
+		}
+	}
+	return b.String()
+}
+
+// header says when and where the run was made, and with which token.
+func header(w func(string, ...any), res *Results) {
 	m := res.Machine
 	w("Measured %s on %d CPUs (%s), Linux %s, %d MiB RAM, %s; Vault 1.19.0 dev server on loopback; poll/render interval %gs for every tool; 1-minute load average %.2f at the start, %.2f at the end.\n\n",
 		res.When.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.Kernel, m.MemoryMiB, m.GoVersion, res.IntervalS, m.LoadStart, m.LoadEnd)
@@ -122,56 +134,71 @@ func markdown(res *Results) string {
 	if m.LoadStart > 1 || m.LoadEnd > 1 {
 		w("> **The machine was busy with other work during this run** (load above 1 on %d CPUs): times are inflated, the ratios between tools less so, since the runs of all tools were interleaved.\n\n", m.CPUs)
 	}
+}
 
-	// The main table.
-	w("| |")
-	for _, t := range tools {
-		w(" %s |", toolTitle[t])
+// table is a Markdown table with a column per tool or peer.
+type table struct {
+	w    func(string, ...any)
+	cols []string
+}
+
+// rule ends the header row and writes the rule under it.
+func (t table) rule() {
+	t.w("\n|---|")
+	for range t.cols {
+		t.w("---|")
 	}
-	w("\n|---|")
-	for range tools {
-		w("---|")
-	}
-	w("\n")
-	row := func(label string, cell func(t string) string) {
-		w("| %s |", label)
-		for _, t := range tools {
-			c := cell(t)
-			if c == "" {
-				c = "–"
-			}
-			w(" %s |", c)
+	t.w("\n")
+}
+
+// row writes label and each column's cell, "–" for an empty one.
+func (t table) row(label string, cell func(col string) string) {
+	t.w("| %s |", label)
+	for _, col := range t.cols {
+		c := cell(col)
+		if c == "" {
+			c = "–"
 		}
-		w("\n")
+		t.w(" %s |", c)
 	}
-	for _, n := range res.Sizes {
-		row(fmt.Sprintf("launch → child start, %d secrets (median / p90, audit device off)", n), func(t string) string {
+	t.w("\n")
+}
+
+// timeRows are the main table's times: launch, exit and RSS.
+func timeRows(t table, r report) {
+	for _, n := range r.Sizes {
+		t.row(fmt.Sprintf("launch → child start, %d secrets (median / p90, audit device off)", n), func(t string) string {
 			if l := r.launch(t, n); l != nil {
 				return fmt.Sprintf("%s / %s", ms(l.Stats.Median), ms(l.Stats.P90))
 			}
 			return ""
 		})
 	}
-	for _, n := range res.Sizes {
+	for _, n := range r.Sizes {
 		if r.exit("aion-exec", n) == nil {
 			continue
 		}
-		row(fmt.Sprintf("child exits → wrapper exits, %d secrets (median / p90)", n), func(t string) string {
+		t.row(fmt.Sprintf("child exits → wrapper exits, %d secrets (median / p90)", n), func(t string) string {
 			if x := r.exit(t, n); x != nil {
 				return fmt.Sprintf("%s / %s", ms(x.Stats.Median), ms(x.Stats.P90))
 			}
 			return ""
 		})
 	}
-	for _, n := range res.Sizes {
-		row(fmt.Sprintf("wrapper RSS while supervising, %d secrets (median of the last %gs of %gs / peak)", n, res.SteadyS, res.SuperviseS), func(t string) string {
+	for _, n := range r.Sizes {
+		t.row(fmt.Sprintf("wrapper RSS while supervising, %d secrets (median of the last %gs of %gs / peak)", n, r.SteadyS, r.SuperviseS), func(t string) string {
 			if s := r.sup(t, n); s != nil {
 				return fmt.Sprintf("%.1f / %.1f MiB", mib(s.SteadyRSSKiB), mib(s.PeakRSSKiB))
 			}
 			return ""
 		})
 	}
-	row("binary", func(t string) string {
+}
+
+// costRows are the main table's costs: binary, Vault requests and how a
+// change reaches the child.
+func costRows(t table, r report) {
+	t.row("binary", func(t string) string {
 		i := r.info(t)
 		if i == nil {
 			return ""
@@ -182,16 +209,16 @@ func markdown(res *Results) string {
 		}
 		return s
 	})
-	for _, n := range res.Sizes {
-		row(fmt.Sprintf("Vault requests at start, %d secrets", n), func(t string) string {
+	for _, n := range r.Sizes {
+		t.row(fmt.Sprintf("Vault requests at start, %d secrets", n), func(t string) string {
 			if l := r.launch(t, n); l != nil && t != "floor" && t != "vault-floor" {
 				return fmt.Sprint(l.StartReqs)
 			}
 			return ""
 		})
 	}
-	for _, n := range res.Sizes {
-		row(fmt.Sprintf("Vault requests per poll, steady, %d secrets", n), func(t string) string {
+	for _, n := range r.Sizes {
+		t.row(fmt.Sprintf("Vault requests per poll, steady, %d secrets", n), func(t string) string {
 			if s := r.sup(t, n); s != nil {
 				return fmt.Sprintf("%.1f (a secret re-read every %.2f s)", s.PerInterval, s.ReadPeriodS)
 			}
@@ -199,7 +226,7 @@ func markdown(res *Results) string {
 		})
 	}
 	for _, v := range []Variant{Reload, Restart} {
-		row(fmt.Sprintf("KV write → child %s, %d secrets (median / max)", map[Variant]string{Reload: "gets SIGHUP", Restart: "restarted with the new value"}[v], res.Sizes[0]), func(t string) string {
+		t.row(fmt.Sprintf("KV write → child %s, %d secrets (median / max)", map[Variant]string{Reload: "gets SIGHUP", Restart: "restarted with the new value"}[v], r.Sizes[0]), func(t string) string {
 			if p := r.prop(t, v); p != nil {
 				return fmt.Sprintf("%s / %s", ms(p.Stats.Median), ms(p.Stats.Max))
 			}
@@ -209,8 +236,11 @@ func markdown(res *Results) string {
 			return ""
 		})
 	}
+}
 
-	// Ratios to each peer, from the same run.
+// peerTable is aion-exec against each peer measured, as ratios from the
+// same run.
+func peerTable(w func(string, ...any), r report, tools []string) {
 	w("\n**aion-exec against each peer, same run** (how many times faster, smaller, fewer):\n\n")
 	w("| | ")
 	var ps []string
@@ -220,20 +250,10 @@ func markdown(res *Results) string {
 			w("vs %s | ", toolTitle[p])
 		}
 	}
-	w("\n|---|")
-	for range ps {
-		w("---|")
-	}
-	w("\n")
-	prow := func(label string, cell func(p string) string) {
-		w("| %s |", label)
-		for _, p := range ps {
-			w(" %s |", cell(p))
-		}
-		w("\n")
-	}
-	for _, n := range res.Sizes {
-		prow(fmt.Sprintf("launch → child start, %d secrets", n), func(p string) string {
+	t := table{w, ps}
+	t.rule()
+	for _, n := range r.Sizes {
+		t.row(fmt.Sprintf("launch → child start, %d secrets", n), func(p string) string {
 			a, q := r.launch("aion-exec", n), r.launch(p, n)
 			if a == nil || q == nil {
 				return "–"
@@ -241,8 +261,8 @@ func markdown(res *Results) string {
 			return ratio(q.Stats.Median, a.Stats.Median) + " faster"
 		})
 	}
-	for _, n := range res.Sizes {
-		prow(fmt.Sprintf("RSS while supervising, %d secrets", n), func(p string) string {
+	for _, n := range r.Sizes {
+		t.row(fmt.Sprintf("RSS while supervising, %d secrets", n), func(p string) string {
 			a, q := r.sup("aion-exec", n), r.sup(p, n)
 			if a == nil || q == nil {
 				return "–"
@@ -250,15 +270,15 @@ func markdown(res *Results) string {
 			return ratio(float64(q.SteadyRSSKiB), float64(a.SteadyRSSKiB)) + " smaller"
 		})
 	}
-	prow("binary (stripped)", func(p string) string {
+	t.row("binary (stripped)", func(p string) string {
 		a, q := r.info("aion-exec"), r.info(p)
 		if a == nil || q == nil {
 			return "–"
 		}
 		return ratio(float64(q.Bytes), float64(a.Bytes)) + " smaller"
 	})
-	for _, n := range []int{res.Sizes[0], res.Sizes[len(res.Sizes)-1]} {
-		prow(fmt.Sprintf("Vault requests at start, %d secrets", n), func(p string) string {
+	for _, n := range []int{r.Sizes[0], r.Sizes[len(r.Sizes)-1]} {
+		t.row(fmt.Sprintf("Vault requests at start, %d secrets", n), func(p string) string {
 			a, q := r.launch("aion-exec", n), r.launch(p, n)
 			if a == nil || q == nil {
 				return "–"
@@ -266,15 +286,17 @@ func markdown(res *Results) string {
 			return fmt.Sprintf("%d vs %d", a.StartReqs, q.StartReqs)
 		})
 	}
+}
 
-	// Where launch time goes.
+// phaseTable is where launch → child start goes.
+func phaseTable(w func(string, ...any), r report, tools []string) {
 	w("\n**Where launch → child start goes** (medians of the launches with the audit device on, which makes Vault slower than in the timed runs above; the phases come from the audit log's clock: until Vault receives the first request, until it answers the last one before the child starts, then until the child runs):\n\n")
 	w("| tool | secrets | before the first Vault request | Vault phase | last answer → child runs | total (audit on) |\n|---|---|---|---|---|---|\n")
 	for _, t := range tools {
 		if t == "floor" || t == "vault-floor" {
 			continue
 		}
-		for _, n := range res.Sizes {
+		for _, n := range r.Sizes {
 			l := r.launch(t, n)
 			if l == nil {
 				continue
@@ -282,15 +304,17 @@ func markdown(res *Results) string {
 			w("| %s | %d | %s | %s | %s | %s |\n", toolTitle[t], n, ms(l.BeforeVaultMs), ms(l.VaultMs), ms(l.AfterVaultMs), ms(l.CountedMs))
 		}
 	}
+}
 
-	// Where the requests go.
-	w("\n**Vault requests by path** (at start: from launch to child start, first counted launch; steady: per poll cycle, averaged over the whole cycles in the last %gs of supervision):\n\n", res.SteadyS)
+// pathTable is where the Vault requests go.
+func pathTable(w func(string, ...any), r report, tools []string) {
+	w("\n**Vault requests by path** (at start: from launch to child start, first counted launch; steady: per poll cycle, averaged over the whole cycles in the last %gs of supervision):\n\n", r.SteadyS)
 	w("| tool | secrets | at start | steady, per poll |\n|---|---|---|---|\n")
 	for _, t := range tools {
 		if t == "floor" || t == "vault-floor" {
 			continue
 		}
-		for _, n := range []int{res.Sizes[0], res.Sizes[len(res.Sizes)-1]} {
+		for _, n := range []int{r.Sizes[0], r.Sizes[len(r.Sizes)-1]} {
 			l, s := r.launch(t, n), r.sup(t, n)
 			if l == nil {
 				continue
@@ -307,92 +331,4 @@ func markdown(res *Results) string {
 			w("| %s | %d | %s | %s |\n", toolTitle[t], n, strings.Join(st, "<br>"), strings.Join(ss, "<br>"))
 		}
 	}
-
-	w("\n**Targets checked by the harness:**\n\n")
-	for _, line := range targets(r) {
-		w("- %s\n", line)
-	}
-	if len(res.Errors) > 0 {
-		w("\n**Errors in this run:**\n\n")
-		for _, e := range res.Errors {
-			w("- %s\n", strings.ReplaceAll(e, "\n", " "))
-		}
-	}
-	return b.String()
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "**met**"
-	}
-	return "**missed**"
-}
-
-// targets checks the issue's targets against this run.
-func targets(r report) []string {
-	var out []string
-	small, large := r.Sizes[0], r.Sizes[len(r.Sizes)-1]
-	a5, a100 := r.launch("aion-exec", small), r.launch("aion-exec", large)
-	if a5 == nil || a100 == nil {
-		return []string{"aion-exec was not measured: no verdict"}
-	}
-	lim := map[int]float64{5: 8, 100: 25}
-	for _, l := range []*LaunchResult{a5, a100} {
-		if max, ok := lim[l.N]; ok {
-			out = append(out, fmt.Sprintf("launch → child start ≤ %.0f ms at %d secrets: %s (median %s, p90 %s)", max, l.N, verdict(l.Stats.Median <= max), ms(l.Stats.Median), ms(l.Stats.P90)))
-		}
-	}
-	if c5, c100 := r.launch("consul-template", small), r.launch("consul-template", large); c5 != nil && c100 != nil {
-		x5, x100 := c5.Stats.Median/a5.Stats.Median, c100.Stats.Median/a100.Stats.Median
-		out = append(out, fmt.Sprintf("≥ 1.6× faster than consul-template at %d secrets: %s (%.1f×)", small, verdict(x5 >= 1.6), x5))
-		out = append(out, fmt.Sprintf("≥ 2.5× faster than consul-template at %d secrets: %s (%.1f×)", large, verdict(x100 >= 2.5), x100))
-	}
-	if v5, v100 := r.launch("vault-agent", small), r.launch("vault-agent", large); v5 != nil && v100 != nil {
-		x5, x100 := v5.Stats.Median/a5.Stats.Median, v100.Stats.Median/a100.Stats.Median
-		out = append(out, fmt.Sprintf("≥ 250× faster than Vault Agent: %s (%s× at %d secrets, %s× at %d)", verdict(x5 >= 250 && x100 >= 250), thousands(x5), small, thousands(x100), large))
-	}
-	for _, n := range slices.Compact([]int{small, large}) {
-		if x := r.exit("aion-exec", n); x != nil {
-			out = append(out, fmt.Sprintf("child exits → aion-exec exits ≤ 2 ms median at %d secrets: %s (median %s, p90 %s)", n, verdict(x.Stats.Median <= 2), ms(x.Stats.Median), ms(x.Stats.P90)))
-			if y := r.exit("aion-exec-nowatch", n); y != nil {
-				out = append(out, fmt.Sprintf("… the same without AION_TEMPLATES_DIR (no inotify watch to tear down): %s (median %s, p90 %s)", verdict(y.Stats.Median <= 2), ms(y.Stats.Median), ms(y.Stats.P90)))
-			}
-		}
-	}
-	rssLim := map[int]float64{5: 12, 100: 15}
-	for _, n := range slices.Compact([]int{small, large}) {
-		s := r.sup("aion-exec", n)
-		max, ok := rssLim[n]
-		if s == nil || !ok {
-			continue
-		}
-		out = append(out, fmt.Sprintf("RSS while supervising ≤ %.0f MiB at %d secrets: %s (steady %.1f MiB, peak %.1f MiB)", max, n, verdict(mib(s.SteadyRSSKiB) <= max), mib(s.SteadyRSSKiB), mib(s.PeakRSSKiB)))
-	}
-	if i := r.info("aion-exec"); i != nil {
-		out = append(out, fmt.Sprintf("stripped binary ≤ 12 MB: %s (%s)", verdict(i.Bytes <= 12e6), mb(i.Bytes)))
-	}
-	for _, l := range []*LaunchResult{a5, a100} {
-		max := l.N + 1 + 1 // secrets + mounts (one: secret/) + 1
-		out = append(out, fmt.Sprintf("Vault requests at start ≤ secrets + mounts + 1 = %d at %d secrets: %s (%d)", max, l.N, verdict(l.StartReqs <= max), l.StartReqs))
-	}
-	for _, n := range slices.Compact([]int{small, large}) {
-		s := r.sup("aion-exec", n)
-		if s == nil {
-			continue
-		}
-		reads := s.PerIntByPath["read secret/data/bench/*"]
-		other := s.PerInterval - reads
-		perSecret := reads / float64(n)
-		ok := other < 0.001 && perSecret >= 0.9 && perSecret <= 1.1
-		out = append(out, fmt.Sprintf("steady state, %d secrets: one read per secret per interval and nothing else: %s (%.2f reads per secret per poll, %.1f other requests per poll, a poll every %.2f s)", n, verdict(ok), perSecret, other, s.ReadPeriodS))
-	}
-	for _, v := range []Variant{Reload, Restart} {
-		p := r.prop("aion-exec", v)
-		if p == nil {
-			continue
-		}
-		lim := r.IntervalS*1000 + 100
-		out = append(out, fmt.Sprintf("KV write reaches the child (%s) within one interval + 100 ms = %s: %s (median %s, max %s over %d writes)", v, ms(lim), verdict(p.Stats.Max <= lim), ms(p.Stats.Median), ms(p.Stats.Max), p.Stats.N))
-	}
-	return out
 }

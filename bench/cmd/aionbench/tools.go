@@ -11,8 +11,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 // Variant is how a change reaches the child.
@@ -36,34 +37,18 @@ type tool struct {
 	inProcess func(b *bench, n int) error
 }
 
-// baseEnv is the environment every wrapper starts with: nothing from the
-// caller's shell (no stray VAULT_TOKEN), only what a container would have.
-func baseEnv(dir, events string) []string {
-	return []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + dir,
-		"BENCH_EVENTS=" + events,
-	}
-}
-
 func newCmd(name string, args []string, env []string, dir string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Env = env
 	cmd.Dir = dir
-	// A group of its own, so that cleanup can kill whatever the wrapper
-	// left behind; stdout/stderr go to a log for post-mortems.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
-
-// envName is the variable that carries field f of secret i: S001_F1.
-func envName(i, f int) string { return fmt.Sprintf("S%03d_F%d", i, f) }
 
 func floorTool() tool {
 	return tool{
 		Name: "floor",
 		command: func(b *bench, n int, v Variant, dir, events string) (*exec.Cmd, error) {
-			return newCmd(b.child, nil, baseEnv(dir, events), dir), nil
+			return newCmd(b.child, nil, kit.ToolEnv(dir, events), dir), nil
 		},
 	}
 }
@@ -98,7 +83,7 @@ func vaultFloorTool() tool {
 				sem <- struct{}{}
 				wg.Go(func() {
 					defer func() { <-sem }()
-					errs[i] = v.Do(ctx, "GET", "secret/data/bench/"+secretName(i), nil, nil)
+					errs[i] = v.Do(ctx, "GET", "secret/data/bench/"+kit.SecretName(i), nil, nil)
 				})
 			}
 			wg.Wait()
@@ -115,15 +100,7 @@ func aionTool(bin string) tool {
 			if err := os.MkdirAll(tdir, 0o700); err != nil {
 				return nil, err
 			}
-			// One user template renders every field of every secret, the
-			// same 5×n variables the peers' env templates render.
-			var t strings.Builder
-			for i := 1; i <= n; i++ {
-				for f := 1; f <= fieldsPerSecret; f++ {
-					fmt.Fprintf(&t, "%s={{ .%s.f%d }}\n", envName(i, f), secretName(i), f)
-				}
-			}
-			if err := os.WriteFile(filepath.Join(tdir, "bench.env.tmpl"), []byte(t.String()), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(tdir, "bench.env.tmpl"), []byte(kit.EnvTemplate(n)), 0o600); err != nil {
 				return nil, err
 			}
 			token, err := b.tokenFor("aion-exec", n)
@@ -134,7 +111,7 @@ func aionTool(bin string) tool {
 			if v == Restart {
 				restartOn = "env"
 			}
-			env := append(baseEnv(dir, events),
+			env := append(kit.ToolEnv(dir, events),
 				"AION_VAULT_ADDR="+b.vault.Addr,
 				"AION_VAULT_TOKEN="+token,
 				"AION_TEMPLATES_DIR="+tdir,
@@ -143,10 +120,7 @@ func aionTool(bin string) tool {
 				"AION_RESTART_ON="+restartOn,
 				"AION_LOG_LEVEL=warn",
 			)
-			for i := 1; i <= n; i++ {
-				env = append(env, fmt.Sprintf("AION_%s_SECRET_PATH=bench/%s", strings.ToUpper(secretName(i)), secretName(i)))
-			}
-			return newCmd(bin, []string{"--", b.child}, env, dir), nil
+			return newCmd(bin, []string{"--", b.child}, append(env, kit.SecretVars("bench", n)...), dir), nil
 		},
 	}
 }
@@ -189,9 +163,9 @@ func agentTool(bin string) tool {
 			fmt.Fprintf(&c, "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", tokenFile)
 			fmt.Fprintf(&c, "template_config {\n  static_secret_render_interval = %q\n  exit_on_retry_failure = true\n}\n", b.interval.String())
 			for i := 1; i <= n; i++ {
-				for f := 1; f <= fieldsPerSecret; f++ {
-					contents := fmt.Sprintf(`{{ with secret "secret/data/bench/%s" }}{{ .Data.data.f%d }}{{ end }}`, secretName(i), f)
-					fmt.Fprintf(&c, "env_template %q {\n  contents = %q\n  error_on_missing_key = true\n}\n", envName(i, f), contents)
+				for f := 1; f <= kit.Fields; f++ {
+					contents := fmt.Sprintf(`{{ with secret "secret/data/bench/%s" }}{{ .Data.data.f%d }}{{ end }}`, kit.SecretName(i), f)
+					fmt.Fprintf(&c, "env_template %q {\n  contents = %q\n  error_on_missing_key = true\n}\n", kit.EnvName(i, f), contents)
 				}
 			}
 			fmt.Fprintf(&c, "exec {\n  command = [%q]\n  restart_on_secret_changes = \"always\"\n  restart_stop_signal = \"SIGTERM\"\n}\n", b.child)
@@ -199,7 +173,7 @@ func agentTool(bin string) tool {
 			if err := os.WriteFile(cfg, []byte(c.String()), 0o600); err != nil {
 				return nil, err
 			}
-			return newCmd(bin, []string{"agent", "-config=" + cfg, "-log-level=warn"}, baseEnv(dir, events), dir), nil
+			return newCmd(bin, []string{"agent", "-config=" + cfg, "-log-level=warn"}, kit.ToolEnv(dir, events), dir), nil
 		},
 	}
 }
@@ -224,9 +198,9 @@ func ctTool(bin string) tool {
 			envFile := filepath.Join(dir, "secrets.env")
 			var t strings.Builder
 			for i := 1; i <= n; i++ {
-				fmt.Fprintf(&t, "{{ with secret \"secret/data/bench/%s\" }}", secretName(i))
-				for f := 1; f <= fieldsPerSecret; f++ {
-					fmt.Fprintf(&t, "export %s='{{ .Data.data.f%d }}'\n", envName(i, f), f)
+				fmt.Fprintf(&t, "{{ with secret \"secret/data/bench/%s\" }}", kit.SecretName(i))
+				for f := 1; f <= kit.Fields; f++ {
+					fmt.Fprintf(&t, "export %s='{{ .Data.data.f%d }}'\n", kit.EnvName(i, f), f)
 				}
 				t.WriteString("{{ end }}")
 			}
@@ -245,7 +219,7 @@ func ctTool(bin string) tool {
 			if err := os.WriteFile(cfg, []byte(c.String()), 0o600); err != nil {
 				return nil, err
 			}
-			return newCmd(bin, []string{"-config=" + cfg}, baseEnv(dir, events), dir), nil
+			return newCmd(bin, []string{"-config=" + cfg}, kit.ToolEnv(dir, events), dir), nil
 		},
 	}
 }

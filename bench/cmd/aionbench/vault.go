@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/aionos/aion-exec/bench/internal/kit"
@@ -50,7 +47,7 @@ func setupVault(ctx context.Context, v *vaultAPI, max int) error {
 		return err
 	}
 	for i := 1; i <= max; i++ {
-		if err := writeSecret(ctx, v, i, nil); err != nil {
+		if err := writeSecret(ctx, v, i); err != nil {
 			return err
 		}
 	}
@@ -75,47 +72,23 @@ func (b *bench) tokenFor(tool string, n int) (string, error) {
 	if ok {
 		return tok, nil
 	}
-	var out struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	err := b.vault.Do(context.Background(), "POST", "auth/token/create", map[string]any{
-		"policies": []string{"bench"}, "ttl": "24h", "renewable": true, "display_name": name,
-		"no_default_policy": !b.withDefault,
-	}, &out)
+	tok, err := b.vault.CreateToken(context.Background(), kit.Token{Policy: "bench", TTL: "24h", DisplayName: name, DefaultPolicy: b.withDefault})
 	if err != nil {
 		return "", err
 	}
 	b.mu.Lock()
-	b.tokens[name] = out.Auth.ClientToken
+	b.tokens[name] = tok
 	b.mu.Unlock()
-	return out.Auth.ClientToken, nil
+	return tok, nil
 }
 
 // displayName is a token's display name; Vault logs it as "token-" + it.
 func displayName(tool string, n int) string { return fmt.Sprintf("bench-%s-%d", tool, n) }
 
-func secretName(i int) string { return fmt.Sprintf("s%03d", i) }
-
-// writeSecret writes secret i with five random fields; fixed overrides some.
-func writeSecret(ctx context.Context, v *vaultAPI, i int, fixed map[string]string) error {
-	data := map[string]string{}
-	for f := 1; f <= fieldsPerSecret; f++ {
-		data[fmt.Sprintf("f%d", f)] = randomValue()
-	}
-	for k, val := range fixed {
-		data[k] = val
-	}
-	return v.Do(ctx, "POST", "secret/data/bench/"+secretName(i), map[string]any{"data": data}, nil)
-}
-
-const fieldsPerSecret = 5
-
-func randomValue() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// writeSecret writes secret i with five fresh random fields.
+func writeSecret(ctx context.Context, v *vaultAPI, i int) error {
+	_, err := v.WriteSecret(ctx, "secret/data/bench/"+kit.SecretName(i))
+	return err
 }
 
 // setAudit enables or disables the file audit device at b.audit.path.
@@ -129,28 +102,13 @@ func (b *bench) setAudit(ctx context.Context, on bool) error {
 }
 
 // auditEntry is the part of a file audit device line we count.
-type auditEntry struct {
-	Time    time.Time `json:"time"`
-	Type    string    `json:"type"`
-	Request struct {
-		Path      string `json:"path"`
-		Operation string `json:"operation"`
-	} `json:"request"`
-	Auth struct {
-		DisplayName string `json:"display_name"`
-	} `json:"auth"`
-}
-
-// by reports whether e was made with the token of display name name.
-func (e auditEntry) by(name string) bool {
-	return strings.TrimPrefix(e.Auth.DisplayName, "token-") == name
-}
+type auditEntry = kit.AuditEntry
 
 // only keeps the entries made with the token of display name name.
 func only(es []auditEntry, name string) []auditEntry {
 	var out []auditEntry
 	for _, e := range es {
-		if e.by(name) {
+		if e.Who() == name {
 			out = append(out, e)
 		}
 	}
@@ -179,7 +137,7 @@ func (a auditLog) requests(offset int64) ([]auditEntry, error) {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return kit.AuditLines(f, func(e *auditEntry) bool { return e.Type == "request" || e.Type == "response" })
+	return kit.Exchanges(f)
 }
 
 var secretSuffix = regexp.MustCompile(`/s[0-9]{3}$`)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,45 +9,21 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aionos/aion-exec/bench/internal/kit"
 )
-
-func randomValue() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// envName is the variable that carries field f of secret i: S001_F1, the
-// names benchchild counts.
-func envName(i, f int) string { return fmt.Sprintf("S%03d_F%d", i, f) }
 
 // displayName is instance i's token display name.
 func displayName(i int) string { return fmt.Sprintf("fleet-%04d", i) }
 
 // instance is one aion-exec with its benchchild.
 type instance struct {
+	*kit.Proc
 	id     int
 	name   string
-	cmd    *exec.Cmd
 	events string
 	log    string
-	t0     time.Time // just before fork
-	done   chan struct{}
-	err    error
-	exitAt time.Time
-}
-
-func (in *instance) exited() bool {
-	select {
-	case <-in.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // writeTemplates writes the one env template every instance shares: every
@@ -58,13 +32,7 @@ func writeTemplates(dir string, secrets int) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	var t strings.Builder
-	for i := 1; i <= secrets; i++ {
-		for f := 1; f <= fieldsPerSecret; f++ {
-			fmt.Fprintf(&t, "%s={{ .%s.f%d }}\n", envName(i, f), secretName(i), f)
-		}
-	}
-	return os.WriteFile(filepath.Join(dir, "fleet.env.tmpl"), []byte(t.String()), 0o600)
+	return os.WriteFile(filepath.Join(dir, "fleet.env.tmpl"), []byte(kit.EnvTemplate(secrets)), 0o600)
 }
 
 // prepare builds instance i's command; it does not start it.
@@ -73,28 +41,19 @@ func (f *fleet) prepare(i int, token string) (*instance, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	in := &instance{id: i, name: displayName(i), events: filepath.Join(dir, "events"), log: filepath.Join(dir, "aion-exec.log"), done: make(chan struct{})}
-	env := []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + dir,
-		"BENCH_EVENTS=" + in.events,
-		"AION_VAULT_ADDR=" + f.vault.api.Addr,
-		"AION_VAULT_TOKEN=" + token,
-		"AION_TEMPLATES_DIR=" + f.templates,
-		"AION_RENDER_DIR=" + filepath.Join(dir, "render"),
-		"AION_POLL_INTERVAL=" + f.interval.String(),
+	events := filepath.Join(dir, "events")
+	env := append(kit.ToolEnv(dir, events),
+		"AION_VAULT_ADDR="+f.vault.api.Addr,
+		"AION_VAULT_TOKEN="+token,
+		"AION_TEMPLATES_DIR="+f.templates,
+		"AION_RENDER_DIR="+filepath.Join(dir, "render"),
+		"AION_POLL_INTERVAL="+f.interval.String(),
 		"AION_LOG_LEVEL=info",
-		"AION_STARTUP_TIMEOUT=" + f.startupTimeout.String(),
-	}
-	for s := 1; s <= f.secrets; s++ {
-		env = append(env, fmt.Sprintf("AION_%s_SECRET_PATH=fleet/%s", strings.ToUpper(secretName(s)), secretName(s)))
-	}
+		"AION_STARTUP_TIMEOUT="+f.startupTimeout.String(),
+	)
 	cmd := exec.Command(f.aion, "--", f.child)
-	cmd.Env, cmd.Dir = env, dir
-	// A group of its own, so that cleanup can kill whatever it left behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	in.cmd = cmd
-	return in, nil
+	cmd.Env, cmd.Dir = append(env, kit.SecretVars("fleet", f.secrets)...), dir
+	return &instance{Proc: kit.NewProc(cmd), id: i, name: displayName(i), events: events, log: filepath.Join(dir, "aion-exec.log")}, nil
 }
 
 // start forks the instance and returns at once.
@@ -104,17 +63,7 @@ func (in *instance) start() error {
 		return err
 	}
 	defer lf.Close()
-	in.cmd.Stdout, in.cmd.Stderr = lf, lf
-	in.t0 = time.Now()
-	if err := in.cmd.Start(); err != nil {
-		return err
-	}
-	go func() {
-		in.err = in.cmd.Wait()
-		in.exitAt = time.Now()
-		close(in.done)
-	}()
-	return nil
+	return in.Start(lf)
 }
 
 // event is one line that an instance's child wrote.
@@ -213,16 +162,6 @@ func pssKiB(pid int) int {
 
 // clkTck is USER_HZ, 100 on every Linux this runs on.
 const clkTck = 100
-
-// isExe checks /proc so that a recycled PID is never killed.
-func isExe(pid int, bin string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	argv0, _, _ := bytes.Cut(b, []byte{0})
-	return string(argv0) == bin
-}
 
 // childPID is the PID of the instance's child (its start line), or 0.
 func childPID(es []event) int {

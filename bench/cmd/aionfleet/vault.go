@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 
@@ -189,37 +186,20 @@ func setup(ctx context.Context, v *vaultAPI, auditPath string, secrets int) erro
 	return nil
 }
 
-func secretName(i int) string { return fmt.Sprintf("s%03d", i) }
-
-const fieldsPerSecret = 5
-
 // writeSecret writes secret i with fresh random fields and returns when
 // the write was sent.
 func writeSecret(ctx context.Context, v *vaultAPI, i int) (time.Time, error) {
-	data := map[string]string{}
-	for f := 1; f <= fieldsPerSecret; f++ {
-		data[fmt.Sprintf("f%d", f)] = randomValue()
-	}
-	t := time.Now()
-	return t, v.Do(ctx, "POST", "secret/data/fleet/"+secretName(i), map[string]any{"data": data}, nil)
+	return v.WriteSecret(ctx, "secret/data/fleet/"+kit.SecretName(i))
 }
 
 // createToken makes one instance's token: scoped, renewable, a long TTL
 // and its own display name, which the audit log shows as "token-NAME".
 func createToken(ctx context.Context, v *vaultAPI, name string) (string, error) {
-	var out struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	err := v.Do(ctx, "POST", "auth/token/create", map[string]any{
-		"policies": []string{"fleet"}, "ttl": "24h", "renewable": true, "display_name": name,
-		"no_default_policy": true,
-	}, &out)
-	if err == nil && out.Auth.ClientToken == "" {
+	tok, err := v.CreateToken(ctx, kit.Token{Policy: "fleet", TTL: "24h", DisplayName: name})
+	if err == nil && tok == "" {
 		err = errors.New("auth/token/create: no token")
 	}
-	return out.Auth.ClientToken, err
+	return tok, err
 }
 
 // auditRequest is one request entry of the file audit device: when, by
@@ -244,30 +224,14 @@ func readAudit(path string) ([]auditRequest, error) {
 }
 
 func parseAudit(r io.Reader) ([]auditRequest, error) {
+	es, err := kit.Exchanges(r)
 	var out []auditRequest
 	byID := map[string]int{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var e struct {
-			Time    time.Time `json:"time"`
-			Type    string    `json:"type"`
-			Request struct {
-				ID        string `json:"id"`
-				Path      string `json:"path"`
-				Operation string `json:"operation"`
-			} `json:"request"`
-			Auth struct {
-				DisplayName string `json:"display_name"`
-			} `json:"auth"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
-		}
+	for _, e := range es {
 		switch e.Type {
 		case "request":
 			byID[e.Request.ID] = len(out)
-			out = append(out, auditRequest{At: e.Time, Who: strings.TrimPrefix(e.Auth.DisplayName, "token-"), Path: e.Request.Path, Op: e.Request.Operation})
+			out = append(out, auditRequest{At: e.Time, Who: e.Who(), Path: e.Request.Path, Op: e.Request.Operation})
 		case "response":
 			if i, ok := byID[e.Request.ID]; ok {
 				out[i].Answered = e.Time
@@ -275,5 +239,5 @@ func parseAudit(r io.Reader) ([]auditRequest, error) {
 			}
 		}
 	}
-	return out, sc.Err()
+	return out, err
 }

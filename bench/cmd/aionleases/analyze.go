@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,188 +16,115 @@ import (
 	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
-// auditEntry is the part of a file audit device line (log_raw = true) that
-// the lease benchmark reads.
-type auditEntry struct {
-	Time time.Time `json:"time"`
-	Type string    `json:"type"`
-	Auth struct {
-		DisplayName string `json:"display_name"`
-	} `json:"auth"`
-	Request struct {
-		Path      string         `json:"path"`
-		Operation string         `json:"operation"`
-		Data      map[string]any `json:"data"`
-	} `json:"request"`
-	Response struct {
-		Data   map[string]any `json:"data"`
-		Secret *struct {
-			LeaseID string `json:"lease_id"`
-		} `json:"secret"`
-	} `json:"response"`
-	Error string `json:"error"`
+// toolSpec is what analyzeTool needs to know of one tool's run.
+type toolSpec struct {
+	Name, Display, CredsPath string
+	Start, End               time.Time
+	TTL, MaxTTL              time.Duration
 }
 
-// who is the display name of the token that made e, without Vault's
-// "token-" prefix.
-func (e auditEntry) who() string { return strings.TrimPrefix(e.Auth.DisplayName, "token-") }
-
-// parseAudit reads every request and response entry of a file audit log.
-func parseAudit(r io.Reader) ([]auditEntry, error) {
-	return kit.AuditLines(r, func(e *auditEntry) bool { return e.Type == "request" || e.Type == "response" })
-}
-
-// Request classes of the report.
-const (
-	ClassCreds = "creds"  // read of the dynamic secret: a new database user
-	ClassRenew = "renew"  // lease renewal
-	ClassToken = "token"  // the tool's own token: lookup-self, renew-self
-	ClassOther = "other"  // anything else (mount listings, revocations, ...)
-	classNone  = "ignore" // not a request of a tool
-)
-
-// Classes in report order.
-var Classes = []string{ClassCreds, ClassRenew, ClassToken, ClassOther}
-
-// classify puts a request path of the tools into its class.
-func classify(path, credsPath string) string {
-	switch {
-	case path == credsPath:
-		return ClassCreds
-	case path == "sys/leases/renew" || strings.HasPrefix(path, "sys/leases/renew/") ||
-		path == "sys/renew" || strings.HasPrefix(path, "sys/renew/"):
-		return ClassRenew
-	case strings.HasPrefix(path, "auth/token/lookup") || strings.HasPrefix(path, "auth/token/renew"):
-		return ClassToken
+// analyzeTool derives one tool's numbers from the audit log, the child's
+// events and the leases' ends as Vault gave them (expires, by lease ID).
+func analyzeTool(es []auditEntry, evs []childEvent, expires map[string]time.Time, s toolSpec) ToolResult {
+	hour, day := s.TTL, s.MaxTTL
+	far := s.End.Add(24 * time.Hour)
+	t := ToolResult{Name: s.Name, Display: s.Display}
+	t.Run, t.Paths = count(es, s.Display, s.CredsPath, s.Start, s.End)
+	span := s.End.Sub(s.Start)
+	t.PerHour = t.Run.per(float64(span) / float64(hour))
+	t.PerDay = t.Run.per(float64(span) / float64(day))
+	dayEnd := s.Start.Add(day)
+	if dayEnd.After(s.End) {
+		dayEnd = s.End
 	}
-	return ClassOther
-}
-
-// Counts is a number of requests per class, with their sum.
-type Counts struct {
-	Creds int `json:"creds"`
-	Renew int `json:"renew"`
-	Token int `json:"token"`
-	Other int `json:"other"`
-	Total int `json:"total"`
-}
-
-func (c *Counts) add(class string) {
-	switch class {
-	case ClassCreds:
-		c.Creds++
-	case ClassRenew:
-		c.Renew++
-	case ClassToken:
-		c.Token++
-	default:
-		c.Other++
+	t.Day1, _ = count(es, s.Display, s.CredsPath, s.Start, dayEnd)
+	t.Exit, _ = count(es, s.Display, s.CredsPath, s.End, far)
+	t.Errors, t.ErrorSamples = countErrors(es, s.Display, s.Start, far)
+	t.Hourly = hourly(es, s.Display, s.CredsPath, s.Start, s.End, hour)
+	t.Credentials = credentials(es, s.Display, s.CredsPath, s.TTL, s.MaxTTL)
+	for _, c := range t.Credentials {
+		if e, ok := expires[c.Lease]; ok {
+			c.Expires, c.ExpiresFrom = e, "vault"
+		} else {
+			c.Expires, c.ExpiresFrom = c.Computed, "computed"
+		}
 	}
-	c.Total++
-}
-
-// Get is the count of one class.
-func (c Counts) Get(class string) int {
-	switch class {
-	case ClassCreds:
-		return c.Creds
-	case ClassRenew:
-		return c.Renew
-	case ClassToken:
-		return c.Token
-	case ClassOther:
-		return c.Other
+	t.Rotations = rotations(t.Credentials)
+	t.Cycle = firstCycle(t.Credentials, day, float64(time.Hour)/float64(hour))
+	t.Holds = holds(evs, t.Credentials, s.End)
+	for _, ev := range evs {
+		switch {
+		case ev.Kind == "start" && ev.At.Before(s.End):
+			t.ChildStarts++
+		case ev.Kind == "hup" && ev.At.Before(s.End):
+			t.Hups++
+		}
 	}
-	return c.Total
-}
-
-// Rates is Counts divided by a number of simulated hours or days.
-type Rates struct {
-	Creds float64 `json:"creds"`
-	Renew float64 `json:"renew"`
-	Token float64 `json:"token"`
-	Other float64 `json:"other"`
-	Total float64 `json:"total"`
-}
-
-func (c Counts) per(units float64) Rates {
-	if units <= 0 {
-		return Rates{}
+	if t.ChildStarts > 0 {
+		t.Restarts = t.ChildStarts - 1
 	}
-	return Rates{float64(c.Creds) / units, float64(c.Renew) / units, float64(c.Token) / units,
-		float64(c.Other) / units, float64(c.Total) / units}
-}
-
-// Get is the rate of one class.
-func (r Rates) Get(class string) float64 {
-	switch class {
-	case ClassCreds:
-		return r.Creds
-	case ClassRenew:
-		return r.Renew
-	case ClassToken:
-		return r.Token
-	case ClassOther:
-		return r.Other
-	}
-	return r.Total
-}
-
-// count counts the requests made with name's token in [from, to).
-func count(es []auditEntry, name, credsPath string, from, to time.Time) (Counts, map[string]int) {
-	var c Counts
-	paths := map[string]int{}
-	for _, e := range es {
-		if e.Type != "request" || e.who() != name || e.Time.Before(from) || !e.Time.Before(to) {
+	for _, h := range t.Holds {
+		if h.Expired || h.Unknown {
+			t.ExpiredHeld = true
+		}
+		if h.Open || h.Unknown {
 			continue
 		}
-		c.add(classify(e.Request.Path, credsPath))
-		paths[e.Request.Operation+" "+leaseSuffix(e.Request.Path)]++
-	}
-	return c, paths
-}
-
-// leaseSuffix folds lease IDs in paths (sys/leases/renew/database/creds/app/ID).
-func leaseSuffix(p string) string {
-	if i := strings.Index(p, "/database/creds/"); i > 0 && (strings.HasPrefix(p, "sys/leases/") || strings.HasPrefix(p, "sys/renew/")) {
-		return p[:i] + "/<lease>"
-	}
-	return p
-}
-
-// errors counts the responses with an error to name's requests in [from, to).
-func countErrors(es []auditEntry, name string, from, to time.Time) (int, []string) {
-	n := 0
-	seen := map[string]bool{}
-	var msgs []string
-	for _, e := range es {
-		if e.Type != "response" || e.Error == "" || e.who() != name || e.Time.Before(from) || !e.Time.Before(to) {
-			continue
-		}
-		n++
-		m := e.Request.Operation + " " + leaseSuffix(e.Request.Path) + ": " + e.Error
-		if !seen[m] && len(msgs) < 5 {
-			seen[m] = true
-			msgs = append(msgs, m)
+		if t.MinHoldLead == nil || h.Lead < *t.MinHoldLead {
+			l := h.Lead
+			t.MinHoldLead = &l
 		}
 	}
-	return n, msgs
+	for _, r := range t.Rotations {
+		if t.MinRotationLead == nil || r.Lead < *t.MinRotationLead {
+			l := r.Lead
+			t.MinRotationLead = &l
+		}
+	}
+	return t
 }
 
-// hourly counts name's requests per simulated hour since from, by class.
-func hourly(es []auditEntry, name, credsPath string, from, to time.Time, hour time.Duration) []Counts {
-	n := int((to.Sub(from) + hour - 1) / hour)
-	if n <= 0 {
-		return nil
+// results derives every tool's numbers from the audit log, the children's
+// events and the leases' ends as Vault gave them.
+func (l *leaseRun) results(expires map[string]time.Time, polls int) (Result, error) {
+	c := l.c
+	f, err := os.Open(l.auditPath())
+	if err != nil {
+		return Result{}, err
 	}
-	out := make([]Counts, n)
-	for _, e := range es {
-		if e.Type != "request" || e.who() != name || e.Time.Before(from) || !e.Time.Before(to) {
-			continue
+	es, err := parseAudit(f)
+	f.Close()
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{
+		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: l.loadStart, LoadEnd: l.loadEnd,
+			LoadAfter: kit.Load1(), Kernel: kit.Kernel()},
+		Settings: Settings{Scale: c.scale, EffectiveScale: l.scale, Days: c.days, TTL: l.ttl.String(), MaxTTL: l.maxTTL.String(),
+			SimHour: l.ttl.String(), SimDay: l.maxTTL.String(), RunSeconds: l.end.Sub(l.t0).Seconds(), TokenTTL: c.tokenTTL,
+			Versions: parseVersions(c.versions), WatchPolls: polls, Started: l.t0.UTC()},
+	}
+	res.DocsPrediction = 39
+	rng := rand.New(rand.NewPCG(uint64(l.t0.UnixNano()), 1))
+	res.AionModel = aionModel(l.ttl, l.maxTTL, l.scale, 5000, rng)
+	res.AionModel1h = aionModel(time.Hour, 24*time.Hour, 1, 5000, rng)
+	for _, p := range l.procs {
+		evf, err := os.ReadFile(p.events)
+		if err != nil && !os.IsNotExist(err) {
+			return Result{}, err
 		}
-		out[int(e.Time.Sub(from)/hour)].add(classify(e.Request.Path, credsPath))
+		evs, err := parseEvents(strings.NewReader(string(evf)))
+		if err != nil {
+			return Result{}, err
+		}
+		tr := analyzeTool(es, evs, expires, toolSpec{
+			Name: p.name, Display: c.namePrefix + p.name, CredsPath: c.credsPath,
+			Start: p.start, End: l.end, TTL: l.ttl, MaxTTL: l.maxTTL,
+		})
+		tr.Exited = l.exited[p.name]
+		res.Tools = append(res.Tools, tr)
 	}
-	return out
+	return res, nil
 }
 
 // Credential is one database user a tool obtained.

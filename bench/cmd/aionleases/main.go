@@ -18,44 +18,26 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "freeport" {
-		if err := kit.FreePort(); err != nil {
-			fmt.Fprintln(os.Stderr, "aionleases:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) == 4 && os.Args[1] == "render" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "freeport":
+		kit.Exit("aionleases", kit.PrintFreePort())
+	case len(os.Args) == 4 && os.Args[1] == "render":
 		// aionleases render leases.json DIR: leases.md again from the
 		// numbers of a run.
-		if err := render(os.Args[2], os.Args[3]); err != nil {
-			fmt.Fprintln(os.Stderr, "aionleases:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "aionleases:", err)
-		os.Exit(1)
+		kit.Exit("aionleases", render(os.Args[2], os.Args[3]))
+	default:
+		kit.Exit("aionleases", kit.Run(func(ctx context.Context) error { return run(ctx, os.Args[1:], os.Stderr) }))
 	}
 }
 
@@ -124,13 +106,23 @@ func leaseTimes(scale float64) (ttl, maxTTL time.Duration, effective float64, er
 	return ttl, maxTTL, float64(time.Hour) / float64(ttl), nil
 }
 
-// proc is one running tool.
-type proc struct {
-	name, dir, events string
-	cmd               *exec.Cmd
-	start             time.Time
-	done              chan struct{}
-	err               error
+// leaseRun is one run of the three tools: its settings and processes.
+type leaseRun struct {
+	c           config
+	ttl, maxTTL time.Duration // the role's; one simulated hour and day
+	scale       float64       // the effective compression
+	root        *vaultAPI
+	stderr      io.Writer
+	procs       []*proc
+	exited      map[string]string // why a tool ended before the stop
+	// t0 and end bound the measured run; the load averages are taken at
+	// its ends.
+	t0, end            time.Time
+	loadStart, loadEnd float64
+}
+
+func (l *leaseRun) logf(format string, a ...any) {
+	fmt.Fprintf(l.stderr, "leases: "+format+"\n", a...)
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -142,203 +134,57 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	day := maxTTL // one simulated day
-	hour := ttl
-	runFor := time.Duration(c.days * float64(day))
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "leases: "+format+"\n", a...) }
+	l := &leaseRun{c: c, ttl: ttl, maxTTL: maxTTL, scale: effScale, stderr: stderr, exited: map[string]string{},
+		root: &vaultAPI{Addr: c.vaultAddr, Token: c.rootToken, HC: &http.Client{Timeout: 10 * time.Second}}}
+	tokens, err := l.setup(ctx)
+	if err != nil {
+		return err
+	}
+	l.loadStart = kit.Load1()
+	wctx, wstop := context.WithCancel(context.Background())
+	var watch leaseWatch
+	var wwg sync.WaitGroup
+	wwg.Go(func() { watch.run(wctx, l.root, c.credsPath, c.watchEvery) })
+	defer func() { wstop(); wwg.Wait() }()
+	defer l.killAll()
+	if err := l.startTools(tokens); err != nil {
+		return err
+	}
+	if err := l.wait(ctx); err != nil {
+		return err
+	}
+	l.stopTools(c.stopTimeout)
+	wstop()
+	wwg.Wait()
+	res, err := l.results(watch.snapshot())
+	if err != nil {
+		return err
+	}
+	return l.write(res)
+}
 
-	root := &vaultAPI{Addr: c.vaultAddr, Token: c.rootToken, HC: &http.Client{Timeout: 10 * time.Second}}
-	auditPath := filepath.Join(c.work, "audit.log")
+// setup configures Vault, bounded by -setup-timeout, and returns the
+// tools' tokens.
+func (l *leaseRun) setup(ctx context.Context) (map[string]string, error) {
+	c := l.c
 	sctx, cancel := context.WithTimeout(ctx, c.setupTimeout)
-	tokens, err := setupVault(sctx, root, Setup{
-		PGPort: c.pgPort, PGUser: c.pgUser, PGPass: c.pgPassword, TTL: ttl, MaxTTL: maxTTL,
-		AuditPath: auditPath, Plugin: c.plugin, TokenTTL: c.tokenTTL, DisplayPrefix: c.namePrefix,
+	tokens, err := setupVault(sctx, l.root, Setup{
+		PGPort: c.pgPort, PGUser: c.pgUser, PGPass: c.pgPassword, TTL: l.ttl, MaxTTL: l.maxTTL,
+		AuditPath: l.auditPath(), Plugin: c.plugin, TokenTTL: c.tokenTTL, DisplayPrefix: c.namePrefix,
 		Tools: Tools, CreationSQL: creationSQL, RevocationSQL: revocationSQL, CredsPath: c.credsPath, Role: c.role,
 	})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("vault setup: %w", err)
+		return nil, fmt.Errorf("vault setup: %w", err)
 	}
-	logf("role %s: default_ttl %s, max_ttl %s (scale %.4g); %s of running = %.4g simulated days", c.role, ttl, maxTTL, effScale, runFor, c.days)
-
-	loadStart := loadAvg()
-	wctx, wstop := context.WithCancel(context.Background())
-	var watch leaseWatch
-	var wwg sync.WaitGroup
-	wwg.Go(func() { watch.run(wctx, root, c.credsPath, c.watchEvery) })
-	defer func() { wstop(); wwg.Wait() }()
-
-	var procs []*proc
-	defer func() {
-		for _, p := range procs {
-			p.kill() // a no-op for a tool stopped already
-		}
-	}()
-	for _, name := range Tools {
-		dir := filepath.Join(c.work, name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		events := filepath.Join(dir, "events")
-		var l launch
-		switch name {
-		case ToolAion:
-			l, err = aionLaunch(c.aion, c.child, c.vaultAddr, tokens[name], c.credsPath, dir, events)
-		case ToolCT:
-			l, err = ctLaunch(c.ct, c.child, c.vaultAddr, tokens[name], c.credsPath, dir, events)
-		case ToolAgent:
-			l, err = agentLaunch(c.agent, c.child, c.vaultAddr, tokens[name], c.credsPath, dir, events)
-		}
-		if err != nil {
-			return err
-		}
-		p, err := startProc(name, dir, events, l)
-		if err != nil {
-			return err
-		}
-		procs = append(procs, p)
-		// For leases.sh's cleanup, should this process be killed before
-		// it could stop the tools: their process groups.
-		if err := appendLine(filepath.Join(c.work, "pgids"), strconv.Itoa(p.cmd.Process.Pid)); err != nil {
-			return err
-		}
-	}
-	logf("the three tools run; measuring for %s", runFor)
-
-	exited := map[string]string{}
-	deadline := time.NewTimer(runFor)
-	defer deadline.Stop()
-	progress := time.NewTicker(60 * time.Second)
-	defer progress.Stop()
-	anyDone := make(chan *proc, len(procs))
-	for _, p := range procs {
-		go func() { <-p.done; anyDone <- p }()
-	}
-	t0 := time.Now()
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			var swg sync.WaitGroup
-			for _, p := range procs {
-				swg.Go(func() { p.stop(5 * time.Second) })
-			}
-			swg.Wait()
-			return ctx.Err()
-		case <-deadline.C:
-			break wait
-		case p := <-anyDone:
-			exited[p.name] = fmt.Sprintf("exited after %s: %v (see %s)", time.Since(p.start).Round(time.Second), p.err, filepath.Join(p.dir, "log"))
-			logf("%s %s", p.name, exited[p.name])
-		case <-progress.C:
-			logf("%.2f of %.4g simulated days", time.Since(t0).Seconds()/day.Seconds(), c.days)
-		}
-	}
-	end := time.Now()
-	loadEnd := loadAvg()
-	logf("stopping the tools")
-	var swg sync.WaitGroup
-	for _, p := range procs {
-		swg.Go(func() { p.stop(c.stopTimeout) })
-	}
-	swg.Wait()
-	wstop()
-	wwg.Wait()
-	expires, polls := watch.snapshot()
-
-	f, err := os.Open(auditPath)
-	if err != nil {
-		return err
-	}
-	es, err := parseAudit(f)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	res := Result{
-		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadStart, LoadEnd: loadEnd,
-			LoadAfter: loadAvg(), Kernel: kernel()},
-		Settings: Settings{Scale: c.scale, EffectiveScale: effScale, Days: c.days, TTL: ttl.String(), MaxTTL: maxTTL.String(),
-			SimHour: hour.String(), SimDay: day.String(), RunSeconds: end.Sub(t0).Seconds(), TokenTTL: c.tokenTTL,
-			Versions: parseVersions(c.versions), WatchPolls: polls, Started: t0.UTC()},
-	}
-	res.DocsPrediction = 39
-	rng := rand.New(rand.NewPCG(uint64(t0.UnixNano()), 1))
-	res.AionModel = aionModel(ttl, maxTTL, effScale, 5000, rng)
-	res.AionModel1h = aionModel(time.Hour, 24*time.Hour, 1, 5000, rng)
-	for _, p := range procs {
-		evf, err := os.ReadFile(p.events)
-		if err != nil && !os.IsNotExist(err) {
-			return err
-		}
-		evs, err := parseEvents(strings.NewReader(string(evf)))
-		if err != nil {
-			return err
-		}
-		tr := analyzeTool(es, evs, expires, toolSpec{
-			Name: p.name, Display: c.namePrefix + p.name, CredsPath: c.credsPath,
-			Start: p.start, End: end, TTL: ttl, MaxTTL: maxTTL,
-		})
-		tr.Exited = exited[p.name]
-		res.Tools = append(res.Tools, tr)
-	}
-	if err := os.MkdirAll(c.out, 0o755); err != nil {
-		return err
-	}
-	if err := writeResults(c.out, res); err != nil {
-		return err
-	}
-	logf("wrote %s and %s", filepath.Join(c.out, "leases.json"), filepath.Join(c.out, "leases.md"))
-	for _, t := range res.Tools {
-		logf("%-16s day 1: %d requests (%d creds, %d renew, %d token, %d other); %d child starts; expired held: %t",
-			t.Name, t.Day1.Total, t.Day1.Creds, t.Day1.Renew, t.Day1.Token, t.Day1.Other, t.ChildStarts, t.ExpiredHeld)
-	}
-	return nil
+	l.logf("role %s: default_ttl %s, max_ttl %s (scale %.4g); %s of running = %.4g simulated days", c.role, l.ttl, l.maxTTL, l.scale, l.runFor(), c.days)
+	return tokens, nil
 }
 
-func startProc(name, dir, events string, l launch) (*proc, error) {
-	logf, err := os.OpenFile(filepath.Join(dir, "log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(l.bin, l.args...)
-	cmd.Env, cmd.Dir = l.env, dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// A group of its own, so that a stop can kill whatever it left behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &proc{name: name, dir: dir, events: events, cmd: cmd, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p.start = time.Now()
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
+func (l *leaseRun) auditPath() string { return filepath.Join(l.c.work, "audit.log") }
 
-// stop asks the tool to stop (SIGTERM: aion-exec revokes its lease, the
-// peers stop their child), then kills its process group after timeout;
-// the group is killed in any case, for a child left behind.
-func (p *proc) stop(timeout time.Duration) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-	}
-	p.kill()
-}
-
-func (p *proc) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-	}
-}
+// runFor is how long the tools run: -days simulated days.
+func (l *leaseRun) runFor() time.Duration { return time.Duration(l.c.days * float64(l.maxTTL)) }
 
 func render(jsonPath, dir string) error {
 	b, err := os.ReadFile(jsonPath)
@@ -350,36 +196,6 @@ func render(jsonPath, dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "leases.md"), []byte(markdown(r)), 0o644)
-}
-
-func appendLine(path, line string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(f, line)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
-}
-
-func kernel() string {
-	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return strings.TrimSpace(string(b))
 }
 
 // parseVersions reads "a=1;b=2".

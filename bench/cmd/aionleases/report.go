@@ -1,171 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 )
-
-// Machine is where the run ran.
-type Machine struct {
-	CPUs      int     `json:"nproc"`
-	GoVersion string  `json:"go_version"`
-	Kernel    string  `json:"kernel"`
-	LoadStart float64 `json:"load1_start"`
-	LoadEnd   float64 `json:"load1_end"`
-	LoadAfter float64 `json:"load1_after_stop"`
-}
-
-// Settings are the run's parameters.
-type Settings struct {
-	Scale          float64           `json:"scale"`
-	EffectiveScale float64           `json:"effective_scale"`
-	Days           float64           `json:"simulated_days"`
-	TTL            string            `json:"role_default_ttl"`
-	MaxTTL         string            `json:"role_max_ttl"`
-	SimHour        string            `json:"simulated_hour"`
-	SimDay         string            `json:"simulated_day"`
-	RunSeconds     float64           `json:"run_seconds"`
-	TokenTTL       string            `json:"token_ttl"`
-	Versions       map[string]string `json:"versions"`
-	WatchPolls     int               `json:"lease_lookup_polls"`
-	Started        time.Time         `json:"started"`
-}
-
-// Result is leases.json.
-type Result struct {
-	Machine  Machine      `json:"machine"`
-	Settings Settings     `json:"settings"`
-	Tools    []ToolResult `json:"tools"`
-	// AionModel is what docs/leases.md's rules give at the run's TTLs,
-	// AionModel1h at a real 1 h / 24 h; DocsPrediction is the page's
-	// "about 39 requests a day".
-	AionModel      Model `json:"aion_exec_rules_model"`
-	AionModel1h    Model `json:"aion_exec_rules_model_1h"`
-	DocsPrediction int   `json:"docs_leases_md_prediction_per_day"`
-}
-
-// ToolResult is one tool's numbers.
-type ToolResult struct {
-	Name    string `json:"name"`
-	Display string `json:"token_display_name"`
-	// Run counts the requests from the tool's start to the end of the
-	// measured run; PerHour and PerDay divide them by the simulated hours
-	// and days it lasted; Day1 counts the first simulated day alone (start
-	// included, as docs/leases.md's worked timeline does); Exit counts
-	// what the tool sent while it stopped.
-	Run          Counts         `json:"run"`
-	PerHour      Rates          `json:"per_simulated_hour"`
-	PerDay       Rates          `json:"per_simulated_day"`
-	Day1         Counts         `json:"first_simulated_day"`
-	Exit         Counts         `json:"at_exit"`
-	Paths        map[string]int `json:"paths"`
-	Errors       int            `json:"error_responses"`
-	ErrorSamples []string       `json:"error_samples,omitempty"`
-	Hourly       []Counts       `json:"per_simulated_hour_series"`
-	Credentials  []*Credential  `json:"credentials"`
-	Rotations    []Rotation     `json:"rotations"`
-	Holds        []Hold         `json:"child_holds"`
-	// ChildStarts counts the child's starts; Restarts is that less one;
-	// Hups counts SIGHUPs the child got.
-	ChildStarts int `json:"child_starts"`
-	Restarts    int `json:"child_restarts"`
-	Hups        int `json:"child_hups"`
-	// ExpiredHeld: some child ran on a user after that user's lease had
-	// ended (or on a credential no read of the tool explains).
-	ExpiredHeld bool `json:"child_held_expired_credential"`
-	// MinHoldLead is the smallest margin, over every closed hold, between
-	// the child getting the next user and the previous user's lease end;
-	// MinRotationLead the same for the tool's reads of a new user.
-	MinHoldLead     *time.Duration `json:"min_hold_lead_ns,omitempty"`
-	MinRotationLead *time.Duration `json:"min_rotation_lead_ns,omitempty"`
-	Exited          string         `json:"exited_early,omitempty"`
-	// Cycle is the first user's whole life (read to the next read).
-	Cycle *Cycle `json:"first_cycle,omitempty"`
-}
-
-// toolSpec is what analyzeTool needs to know of one tool's run.
-type toolSpec struct {
-	Name, Display, CredsPath string
-	Start, End               time.Time
-	TTL, MaxTTL              time.Duration
-}
-
-// analyzeTool derives one tool's numbers from the audit log, the child's
-// events and the leases' ends as Vault gave them (expires, by lease ID).
-func analyzeTool(es []auditEntry, evs []childEvent, expires map[string]time.Time, s toolSpec) ToolResult {
-	hour, day := s.TTL, s.MaxTTL
-	far := s.End.Add(24 * time.Hour)
-	t := ToolResult{Name: s.Name, Display: s.Display}
-	t.Run, t.Paths = count(es, s.Display, s.CredsPath, s.Start, s.End)
-	span := s.End.Sub(s.Start)
-	t.PerHour = t.Run.per(float64(span) / float64(hour))
-	t.PerDay = t.Run.per(float64(span) / float64(day))
-	dayEnd := s.Start.Add(day)
-	if dayEnd.After(s.End) {
-		dayEnd = s.End
-	}
-	t.Day1, _ = count(es, s.Display, s.CredsPath, s.Start, dayEnd)
-	t.Exit, _ = count(es, s.Display, s.CredsPath, s.End, far)
-	t.Errors, t.ErrorSamples = countErrors(es, s.Display, s.Start, far)
-	t.Hourly = hourly(es, s.Display, s.CredsPath, s.Start, s.End, hour)
-	t.Credentials = credentials(es, s.Display, s.CredsPath, s.TTL, s.MaxTTL)
-	for _, c := range t.Credentials {
-		if e, ok := expires[c.Lease]; ok {
-			c.Expires, c.ExpiresFrom = e, "vault"
-		} else {
-			c.Expires, c.ExpiresFrom = c.Computed, "computed"
-		}
-	}
-	t.Rotations = rotations(t.Credentials)
-	t.Cycle = firstCycle(t.Credentials, day, float64(time.Hour)/float64(hour))
-	t.Holds = holds(evs, t.Credentials, s.End)
-	for _, ev := range evs {
-		switch {
-		case ev.Kind == "start" && ev.At.Before(s.End):
-			t.ChildStarts++
-		case ev.Kind == "hup" && ev.At.Before(s.End):
-			t.Hups++
-		}
-	}
-	if t.ChildStarts > 0 {
-		t.Restarts = t.ChildStarts - 1
-	}
-	for _, h := range t.Holds {
-		if h.Expired || h.Unknown {
-			t.ExpiredHeld = true
-		}
-		if h.Open || h.Unknown {
-			continue
-		}
-		if t.MinHoldLead == nil || h.Lead < *t.MinHoldLead {
-			l := h.Lead
-			t.MinHoldLead = &l
-		}
-	}
-	for _, r := range t.Rotations {
-		if t.MinRotationLead == nil || r.Lead < *t.MinRotationLead {
-			l := r.Lead
-			t.MinRotationLead = &l
-		}
-	}
-	return t
-}
-
-func writeResults(dir string, r Result) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "leases.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "leases.md"), []byte(markdown(r)), 0o644)
-}
 
 // simDur shows a real duration as simulated time at the run's scale.
 func simDur(d time.Duration, scale float64) string {
@@ -181,10 +21,24 @@ func simDur(d time.Duration, scale float64) string {
 	return fmt.Sprintf("%s%dh%02dm", neg, h, m)
 }
 
+// markdown is leases.md, a section for BENCHMARKS.md.
 func markdown(r Result) string {
 	var b strings.Builder
-	st, m := r.Settings, r.Machine
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	intro(w, r)
+	requestTables(w, r)
+	childTable(w, r)
+	cycleTable(w, r)
+	reading(w, r)
+	paths(w, r.Tools)
+	w("\n")
+	caveats(w, r)
+	return b.String()
+}
+
+// intro says what ran, how compressed, and where.
+func intro(w func(string, ...any), r Result) {
+	st, m := r.Settings, r.Machine
 	w("## Leases: Vault requests for one dynamic secret (1 h TTL, 24 h max TTL)\n\n")
 	w("One database user from `database/creds/app` (Vault's database engine, its PostgreSQL plugin, a real\n")
 	w("PostgreSQL) rendered into a child's environment by the three tools at once, each with a token of its\n")
@@ -196,7 +50,12 @@ func markdown(r Result) string {
 		w("; the start's figure is the tail of the work that ran before this run, which ran alone")
 	}
 	w(").\n\n")
+}
 
+// requestTables are the requests of the first simulated day and of the
+// whole run.
+func requestTables(w func(string, ...any), r Result) {
+	st := r.Settings
 	w("### Requests per simulated day\n\n")
 	w("The first simulated day from each tool's start (its start included, as in docs/leases.md's timeline):\n\n")
 	w("| tool | new users (`database/creds/app`) | lease renewals | token lookups/renewals | other | total | vs aion-exec |\n")
@@ -219,6 +78,11 @@ func markdown(r Result) string {
 		w("| %s | %.3f | %.3f | %.3f | %.3f | **%.3f** | %.1f | %d | %d (%s) |\n", t.Name, t.PerHour.Creds, t.PerHour.Renew, t.PerHour.Token,
 			t.PerHour.Other, t.PerHour.Total, t.PerDay.Total, t.Run.Total, t.Exit.Total, exitPaths(t))
 	}
+}
+
+// childTable is what each tool's child ran on.
+func childTable(w func(string, ...any), r Result) {
+	st := r.Settings
 	w("\n### The child and its credentials\n\n")
 	w("| tool | users read | child starts | restarts | SIGHUPs | renewals per user | least time between the child's new user and the old lease's end | child ever ran on an expired user |\n")
 	w("| --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
@@ -238,6 +102,11 @@ func markdown(r Result) string {
 		w("| %s | %d | %d | %d | %d | %s | %s | %s |\n", t.Name, len(t.Credentials), t.ChildStarts, t.Restarts, t.Hups,
 			strings.Join(ren, ", "), lead, expired)
 	}
+}
+
+// cycleTable is one user's life, measured and from aion-exec's rules.
+func cycleTable(w func(string, ...any), r Result) {
+	st := r.Settings
 	w("\n### One user's life (steady state)\n\n")
 	w("From the read of the first user to the read of the next, that user's renewals, and what that cycle costs\n")
 	w("per simulated day (one read and its renewals, without the start's token lookup and mount listing):\n\n")
@@ -253,9 +122,12 @@ func markdown(r Result) string {
 		r.AionModel.SimLifetime, r.AionModel.Renewals, r.AionModel.RequestsPerDay)
 	w("| the same rules at a real 1 h / 24 h | %s | %.1f | %.1f |\n", r.AionModel1h.SimLifetime, r.AionModel1h.Renewals, r.AionModel1h.RequestsPerDay)
 	w("| docs/leases.md's worked timeline | ≈23h51m | ≈38 | ≈%d |\n", r.DocsPrediction)
-	reading(w, r)
+}
+
+// paths lists each tool's requests by path, its errors and an early exit.
+func paths(w func(string, ...any), tools []ToolResult) {
 	w("\nRequest paths per tool over the run:\n\n")
-	for _, t := range r.Tools {
+	for _, t := range tools {
 		keys := make([]string, 0, len(t.Paths))
 		for k := range t.Paths {
 			keys = append(keys, k)
@@ -274,9 +146,6 @@ func markdown(r Result) string {
 		}
 		w("\n")
 	}
-	w("\n")
-	caveats(w, r)
-	return b.String()
 }
 
 // reading says what the tables show about aion-exec's prediction and the

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/aionos/aion-exec/bench/internal/kit"
 )
 
 // Tool names, which are also the tokens' display names after the prefix.
@@ -24,12 +26,6 @@ type launch struct {
 	env  []string
 }
 
-// toolEnv is every wrapper's environment: nothing from the caller's shell
-// (no stray VAULT_TOKEN), only what a container would have.
-func toolEnv(dir, events string) []string {
-	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "BENCH_EVENTS=" + events}
-}
-
 // The child gets the secret's username in S001_F1 and its password in
 // S001_F2: benchchild hashes its S###_F# variables, so the report knows
 // which user every child started with.
@@ -47,7 +43,7 @@ func aionLaunch(bin, child, addr, token, credsPath, dir, events string) (launch,
 	if err := os.WriteFile(filepath.Join(tdir, "db.env.tmpl"), []byte("S001_F1={{ .db.username }}\nS001_F2={{ .db.password }}\n"), 0o600); err != nil {
 		return launch{}, err
 	}
-	env := append(toolEnv(dir, events),
+	env := append(kit.ToolEnv(dir, events),
 		"AION_VAULT_ADDR="+addr,
 		"AION_VAULT_TOKEN="+token,
 		"AION_DB_SECRET_PATH="+credsPath,
@@ -88,7 +84,7 @@ exec {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return launch{}, err
 	}
-	return launch{bin: bin, args: []string{"-config=" + path}, env: toolEnv(dir, events)}, nil
+	return launch{bin: bin, args: []string{"-config=" + path}, env: kit.ToolEnv(dir, events)}, nil
 }
 
 // agentLaunch is Vault Agent's process supervisor mode: token_file
@@ -133,5 +129,5 @@ exec {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return launch{}, err
 	}
-	return launch{bin: bin, args: []string{"agent", "-config=" + path, "-log-level=info"}, env: toolEnv(dir, events)}, nil
+	return launch{bin: bin, args: []string{"agent", "-config=" + path, "-log-level=info"}, env: kit.ToolEnv(dir, events)}, nil
 }

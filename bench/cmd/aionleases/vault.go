@@ -82,22 +82,14 @@ func setupVault(ctx context.Context, v *vaultAPI, s Setup) (map[string]string, e
 	}
 	tokens := map[string]string{}
 	for _, t := range s.Tools {
-		var out struct {
-			Auth struct {
-				ClientToken string `json:"client_token"`
-			} `json:"auth"`
-		}
 		// No default policy: Vault parses its templated HCL on every
 		// request (see aionbench's tokenFor); leasePolicy has all a tool
 		// needs here.
-		err := v.Do(ctx, "POST", "auth/token/create", map[string]any{
-			"policies": []string{"leases"}, "ttl": s.TokenTTL, "renewable": true,
-			"display_name": s.DisplayPrefix + t, "no_default_policy": true,
-		}, &out)
+		tok, err := v.CreateToken(ctx, kit.Token{Policy: "leases", TTL: s.TokenTTL, DisplayName: s.DisplayPrefix + t})
 		if err != nil {
 			return nil, err
 		}
-		tokens[t] = out.Auth.ClientToken
+		tokens[t] = tok
 	}
 	return tokens, nil
 }

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image/color"
@@ -66,23 +65,32 @@ func main() {
 }
 
 func run(in, out string) error {
-	b, err := os.ReadFile(in)
+	var r results
+	if err := kit.ReadJSON(in, &r); err != nil {
+		return err
+	}
+	start, rss, err := bySize(r)
 	if err != nil {
 		return err
 	}
-	var r results
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("parse %s: %w", in, err)
+	overTime, err := rssOverTime(r)
+	if err != nil {
+		return err
 	}
+	return kit.SaveRow(out, 17*vg.Inch, 5*vg.Inch, 110, vg.Points(10), start, rss, overTime)
+}
 
-	start := plot.New()
+// bySize is launch → child start and the wrapper's RSS against the number
+// of secrets, a line per tool.
+func bySize(r results) (start, rss *plot.Plot, err error) {
+	start = plot.New()
 	start.Title.Text = "launch → child start (median, log scale)"
 	start.X.Label.Text = "secrets (5 fields each)"
 	start.Y.Label.Text = "ms"
 	start.Y.Scale = plot.LogScale{}
 	start.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 
-	rss := plot.New()
+	rss = plot.New()
 	rss.Title.Text = "wrapper RSS while supervising (steady)"
 	rss.X.Label.Text = "secrets (5 fields each)"
 	rss.Y.Label.Text = "MiB"
@@ -101,14 +109,38 @@ func run(in, out string) error {
 			}
 		}
 		if err := addLine(start, tool, lp); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if err := addLine(rss, tool, rp); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	// RSS over time at the smallest size: a Go wrapper's heap grows for
-	// dozens of polls before its first collection, which a short look misses.
+	// Room above the highest line for the legend, top left.
+	var sizes []float64
+	for _, l := range r.Launch {
+		if !slices.Contains(sizes, float64(l.N)) {
+			sizes = append(sizes, float64(l.N))
+		}
+	}
+	slices.Sort(sizes)
+	start.Y.Max *= 30
+	rss.Y.Max *= 1.5
+	for _, p := range []*plot.Plot{start, rss} {
+		p.Legend.Top = true
+		p.Legend.Left = true
+		p.Legend.XOffs = vg.Points(6)
+		p.Legend.YOffs = -vg.Points(6)
+		p.Add(plotter.NewGrid())
+		p.X.Min = 0
+		p.X.Tick.Marker = sizeTicks(sizes)
+	}
+	return start, rss, nil
+}
+
+// rssOverTime is each wrapper's RSS over time at the smallest size: a Go
+// wrapper's heap grows for dozens of polls before its first collection,
+// which a short look misses.
+func rssOverTime(r results) (*plot.Plot, error) {
 	small := 0
 	for _, sv := range r.Supervise {
 		if small == 0 || sv.N < small {
@@ -135,7 +167,7 @@ func run(in, out string) error {
 		}
 		l, err := plotter.NewLine(xys)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		l.Color, l.Width = colors[tool], vg.Points(2)
 		overTime.Add(l)
@@ -145,28 +177,7 @@ func run(in, out string) error {
 	overTime.Legend.Top, overTime.Legend.Left = true, true
 	overTime.Legend.XOffs, overTime.Legend.YOffs = vg.Points(6), -vg.Points(6)
 	overTime.Y.Min, overTime.Y.Max = 8, overTime.Y.Max*2.5
-
-	// Room above the highest line for the legend, top left.
-	var sizes []float64
-	for _, l := range r.Launch {
-		if !slices.Contains(sizes, float64(l.N)) {
-			sizes = append(sizes, float64(l.N))
-		}
-	}
-	slices.Sort(sizes)
-	start.Y.Max *= 30
-	rss.Y.Max *= 1.5
-	for _, p := range []*plot.Plot{start, rss} {
-		p.Legend.Top = true
-		p.Legend.Left = true
-		p.Legend.XOffs = vg.Points(6)
-		p.Legend.YOffs = -vg.Points(6)
-		p.Add(plotter.NewGrid())
-		p.X.Min = 0
-		p.X.Tick.Marker = sizeTicks(sizes)
-	}
-
-	return kit.SaveRow(out, 17*vg.Inch, 5*vg.Inch, 110, vg.Points(10), start, rss, overTime)
+	return overTime, nil
 }
 
 func ticks(vs ...float64) []plot.Tick {

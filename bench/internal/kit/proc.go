@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -57,14 +59,24 @@ func ParseEvents(b []byte) []Event {
 	return out
 }
 
-// FreePort prints a free loopback port, for the scripts that start Vault.
-func FreePort() error {
+// FreePort is a free loopback port.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PrintFreePort prints a free loopback port, for the scripts that start
+// Vault.
+func PrintFreePort() error {
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	fmt.Println(port)
 	return nil
 }
 
@@ -97,4 +109,71 @@ func ProcStatus(pid int) (map[string]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// IsExe reports whether pid runs bin (its argv[0]), so that a recycled
+// PID is never killed.
+func IsExe(pid int, bin string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	argv0, _, _ := strings.Cut(string(b), "\x00")
+	return argv0 == bin
+}
+
+// Proc is a process under measurement: started in a process group of its
+// own, so that a cleanup can kill whatever it left behind, and waited for
+// by a goroutine of its own.
+type Proc struct {
+	Cmd    *exec.Cmd
+	T0     time.Time     // just before the fork
+	ExitAt time.Time     // when Wait returned; read after Done is closed
+	Err    error         // what Wait returned; read after Done is closed
+	Done   chan struct{} // closed once the process has been waited for
+}
+
+// NewProc prepares cmd; Start starts it.
+func NewProc(cmd *exec.Cmd) *Proc {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	return &Proc{Cmd: cmd, Done: make(chan struct{})}
+}
+
+// Start starts the process with its output to out, which the caller may
+// close once Start returns.
+func (p *Proc) Start(out *os.File) error {
+	p.Cmd.Stdout, p.Cmd.Stderr = out, out
+	p.T0 = time.Now()
+	if err := p.Cmd.Start(); err != nil {
+		return err
+	}
+	go func() {
+		p.Err = p.Cmd.Wait()
+		p.ExitAt = time.Now()
+		close(p.Done)
+	}()
+	return nil
+}
+
+// Exited reports whether the process has ended and been waited for.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.Done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Tail is the last n bytes of the file at path, trimmed, for error
+// messages and reports.
+func Tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.TrimSpace(string(b))
 }
