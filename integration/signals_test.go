@@ -275,7 +275,9 @@ func TestSignalsAsPID1(t *testing.T) {
 	v := seeded(t)
 	env := append(tokenEnv(v, rootToken), "AION_DB_SECRET_PATH=aionos/dev/db-main",
 		"AION_RENDER_DIR="+filepath.Join(t.TempDir(), "out"), "AION_STOP_TIMEOUT=1s")
-	r := superviseVia(t, env, []string{"unshare", "--pid", "--fork", "--mount-proc"}, "bash", "-c", trapChild)
+	// --kill-child: a test that fails and stops unshare must not leave its
+	// PID 1 behind.
+	r := superviseVia(t, env, []string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, "bash", "-c", trapChild)
 	r.stdout.waitFor(t, "ready ", 30*time.Second)
 	// unshare forks aion-exec: its one child.
 	var aionPid int
