@@ -60,6 +60,8 @@ next:
 	LEAQ	-1(R13), SI
 	XORQ	DX, DX
 	SYSCALL
+	CMPQ	AX, $0			// a kernel before 5.9: hold nothing at all
+	JLT	gone
 skip:
 	LEAQ	1(R13), R14
 	JMP	next
@@ -69,7 +71,9 @@ rest:
 	MOVL	$-1, SI
 	XORQ	DX, DX
 	SYSCALL
-	MOVQ	$434, AX		// pidfd_open(parent, 0)
+	CMPQ	AX, $0
+	JLT	gone
+	MOVQ	$434, AX		// pidfd_open(parent, 0): a kernel before 5.3 fails it
 	MOVQ	R12, DI
 	XORQ	SI, SI
 	SYSCALL
