@@ -10,8 +10,8 @@ import (
 )
 
 // The catcher passes on the signals that the Go runtime keeps from
-// os/signal, so that they are forwarded like the others when another
-// process sends them:
+// os/signal, and job control, so that they are forwarded like the others
+// when another process sends them:
 //   - SIGPROF: the runtime takes it for its profiler, whoever sent it;
 //   - 33: the runtime's per-thread system calls (syscall.AllThreadsSyscall,
 //     and syscall.Setuid and its kin without cgo, which aion-exec never
@@ -21,16 +21,24 @@ import (
 //   - SIGPIPE: the kernel raises it in aion-exec for aion-exec's own writes
 //     to a closed pipe or socket exactly as kill(2) would, and os/signal
 //     does not say who sent it. The catcher does: those of the kernel carry
-//     aion-exec's own PID and are dropped.
+//     aion-exec's own PID and are dropped;
+//   - SIGTSTP, SIGTTIN, SIGTTOU: from another process they are forwarded,
+//     and aion-exec then stops itself (Supervisor); from a terminal (the
+//     kernel sends them to the whole foreground or background process
+//     group, the child's too) the handler stops aion-exec at once, as the
+//     default action would.
 //
-// Its handler (catch_amd64.s) writes each one, with the sender's PID, to a
-// pipe; one goroutine, which lives as long as the process (as os/signal's
-// own does), reads them and hands them to the channels registered. The
-// handlers are installed once, at the first registration, and stay: the
-// child does not inherit them (exec resets every handled signal to its
-// default). A signal ignored when aion-exec started keeps SIG_IGN, for the
-// child to inherit, and is not caught. amd64 only: elsewhere these
-// signals keep the runtime's handling (catch_other.go).
+// Only what a process sent (kill, sigqueue, tgkill) is passed on, never
+// what the kernel raised (a timer's SIGPROF, a terminal's job control).
+// The handler (catch_amd64.s) writes each one, with the sender's PID and
+// si_code, to a pipe; one goroutine, which lives as long as the process
+// (as os/signal's own does), reads them and hands them to the channels
+// registered. The handlers are installed once, at the first registration,
+// and stay: the child does not inherit them (exec resets every handled
+// signal to its default). A signal ignored when aion-exec started keeps
+// SIG_IGN, for the child to inherit, and is not caught. amd64 only:
+// elsewhere these signals keep the runtime's handling, and job control its
+// default (catch_other.go).
 var catcher struct {
 	once sync.Once
 	mu   sync.Mutex
@@ -87,8 +95,8 @@ func startCatcher() {
 	}
 }
 
-// readCaught passes each record the handler wrote on, but those the
-// kernel raised for aion-exec's own doing.
+// readCaught passes on each record the handler wrote that another process
+// sent.
 func readCaught(r io.Reader) {
 	self := uint32(os.Getpid())
 	var rec [16]byte
@@ -96,8 +104,8 @@ func readCaught(r io.Reader) {
 		if _, err := io.ReadFull(r, rec[:]); err != nil {
 			return
 		}
-		sig, pid := binary.NativeEndian.Uint32(rec[0:]), binary.NativeEndian.Uint32(rec[8:])
-		if pid == self {
+		sig, code, pid := binary.NativeEndian.Uint32(rec[0:]), int32(binary.NativeEndian.Uint32(rec[4:])), binary.NativeEndian.Uint32(rec[8:])
+		if !sentBy(code) || pid == self {
 			continue
 		}
 		catcher.mu.Lock()
@@ -109,4 +117,12 @@ func readCaught(r io.Reader) {
 		}
 		catcher.mu.Unlock()
 	}
+}
+
+// sentBy reports whether si_code says a process sent the signal: kill(2)
+// (SI_USER, which is also what the kernel's SIGPIPE for a write of our own
+// carries, with our PID), sigqueue(3) (SI_QUEUE), tgkill(2) (SI_TKILL).
+func sentBy(code int32) bool {
+	const siUser, siQueue, siTkill = 0, -1, -6
+	return code == siUser || code == siQueue || code == siTkill
 }

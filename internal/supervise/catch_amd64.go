@@ -6,8 +6,10 @@ import (
 	"unsafe"
 )
 
-// caughtSignals are the signals the catcher takes from the runtime (catch.go).
-var caughtSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34}
+// caughtSignals are the signals the catcher takes from the runtime
+// (catch.go).
+var caughtSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34,
+	syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU}
 
 // In catch_amd64.s.
 func catchHandler()

@@ -1,12 +1,16 @@
 #include "textflag.h"
 
 // catchHandler is the handler of the signals the Go runtime keeps from
-// os/signal (catch.go). The kernel calls it with the C ABI, DI = signal,
-// SI = *siginfo_t, on the thread's signal stack (SA_ONSTACK; every Go
-// thread has one), with every signal blocked (sa_mask). It writes one
-// record {signal, si_code, si_pid, 0}, four int32, to the pipe in catchFD
-// and returns to catchRestorer. It touches no Go state (no g, no stack
-// check, no allocation): one raw system call; the kernel restores every
+// os/signal, and of job control (catch.go). The kernel calls it with the
+// C ABI, DI = signal, SI = *siginfo_t, on the thread's signal stack
+// (SA_ONSTACK; every Go thread has one), with every signal blocked
+// (sa_mask). It writes one record {signal, si_code, si_pid, 0}, four
+// int32, to the pipe in catchFD. Job control that the kernel sent (a
+// terminal's ^Z, a background read or write) stops the process right here,
+// as the default action would: the thread that wrote to the terminal must
+// not spin through restarts of its write until a goroutine gets to it. It
+// returns to catchRestorer and touches no Go state (no g, no stack check,
+// no allocation): raw system calls only; the kernel restores every
 // register at rt_sigreturn.
 TEXT ·catchHandler(SB),NOSPLIT|NOFRAME,$0
 	ADJSP	$16
@@ -21,6 +25,23 @@ TEXT ·catchHandler(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	$16, DX
 	MOVQ	$1, AX			// write(catchFD, record, 16)
 	SYSCALL
+	CMPL	4(SP), $0x80		// SI_KERNEL
+	JNE	done
+	MOVL	0(SP), AX
+	CMPL	AX, $20			// SIGTSTP
+	JEQ	stop
+	CMPL	AX, $21			// SIGTTIN
+	JEQ	stop
+	CMPL	AX, $22			// SIGTTOU
+	JNE	done
+stop:
+	MOVQ	$39, AX			// kill(getpid(), SIGSTOP); PID 1 ignores it
+	SYSCALL
+	MOVQ	AX, DI
+	MOVQ	$19, SI
+	MOVQ	$62, AX
+	SYSCALL
+done:
 	ADJSP	$-16
 	RET
 

@@ -187,15 +187,18 @@ func signame(sig syscall.Signal) string {
 //   - SIGKILL and SIGSTOP: they cannot be caught;
 //   - SIGCHLD: it drives reaping; SIGURG: the Go runtime's preemption
 //     signal, which aion-exec sends itself;
-//   - SIGPIPE, SIGPROF, 32, 33, 34: they come through the catcher
-//     (catch.go), with their sender, where it is installed.
+//   - SIGPIPE, SIGPROF, 32, 33, 34 and job control: they come through the
+//     catcher (catch.go), with their sender, where it is installed; where it
+//     is not, job control keeps its default (it stops aion-exec, and a
+//     terminal's ^Z the child with it).
 //
 // The faults (SIGSEGV, SIGBUS, SIGILL, ...) are forwarded when another
 // process sent them; a real fault in aion-exec still crashes it.
 func forwarded(sig syscall.Signal) bool {
 	switch sig {
 	case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG,
-		syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34:
+		syscall.SIGPIPE, syscall.SIGPROF, 32, 33, 34,
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
 		return false
 	}
 	return sig > 0 && sig <= 64
@@ -213,8 +216,9 @@ func forwardable(sig os.Signal) (syscall.Signal, bool) {
 	return 0, false
 }
 
-// jobControl reports whether sig stops a process by default. Forwarded,
-// it stops aion-exec too.
+// jobControl reports whether sig stops a process by default. Forwarded
+// (it came from another process, through the catcher), it stops aion-exec
+// too.
 func jobControl(sig syscall.Signal) bool {
 	return sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU
 }
