@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Keep starts, once, a keeper for aion-exec's inotify instances (the file
@@ -21,10 +23,11 @@ import (
 // Call it once the watches are started: an instance made later is not
 // held. The keeper shares the address space, so it is non-dumpable with
 // aion-exec (Harden) and ps shows it with aion-exec's command line; its
-// signals are all blocked and it makes raw system calls only. As PID 1 it
-// changes nothing: the kernel ends the whole PID namespace, the keeper
-// with it, before the exit is reported. amd64 only; elsewhere, and with no
-// watch, Keep does nothing.
+// signals are all blocked and it makes raw system calls only. Once
+// aion-exec is gone it is an orphan like any other, reaped by the nearest
+// subreaper or init. Keep does nothing as PID 1 (the kernel ends the whole
+// PID namespace before PID 1's exit is reported, so a keeper would gain
+// nothing), with no watch, and off amd64.
 func Keep() { keeperOnce.Do(keep) }
 
 var (
@@ -33,18 +36,31 @@ var (
 	keeperSaved uint64
 	keeperFDs   [8]int64
 	keeperN     int64
+	keeperPidfd int64
 	keeperStack [256]byte // the keeper's own: a pollfd and nothing else
 	keeperName  = [16]byte{'a', 'i', 'o', 'n', '-', 'e', 'x', 'e', 'c', ' ', 'k', 'e', 'e', 'p'}
 
-	_, _, _, _ = keeperAll, keeperSaved, keeperN, keeperName // read by keeperStart only
+	_, _, _, _, _ = keeperAll, keeperSaved, keeperN, keeperName, keeperPidfd // read by keeperStart only
 )
 
 func keep() {
+	if os.Getpid() == 1 || !keeperBuilt {
+		return // as PID 1, the kernel ends the namespace before the exit shows
+	}
 	fds := inotifyFDs()
-	if len(fds) == 0 || !keeperBuilt {
+	if len(fds) == 0 || len(fds) >= len(keeperFDs) {
 		return
 	}
-	keeperN = int64(copy(keeperFDs[:], fds))
+	// Opened here, not by the keeper after the clone: by then aion-exec
+	// may be gone and its PID another process's.
+	pidfd, err := unix.PidfdOpen(os.Getpid(), 0) // close-on-exec always; a kernel before 5.3: no keeper
+	if err != nil {
+		return
+	}
+	defer unix.Close(pidfd)
+	fds = append(fds, int64(pidfd))
+	slices.Sort(fds)
+	keeperPidfd, keeperN = int64(pidfd), int64(copy(keeperFDs[:], fds))
 	keeperStart(uintptr(unsafe.Pointer(&keeperStack[len(keeperStack)-64])))
 }
 

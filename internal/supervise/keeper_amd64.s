@@ -2,13 +2,14 @@
 
 // keeperStart starts the keeper (keeper.go): a task that shares
 // aion-exec's memory (CLONE_VM) but has a copy of its descriptor table,
-// in which it closes every descriptor but the keeperN in keeperFDs, then
-// waits on a pidfd for aion-exec to exit, and exits itself. It runs on
-// stack, touches nothing of the Go runtime and makes raw system calls
-// only. Every signal is blocked on this thread around the clone, so the
-// keeper starts with all of them blocked and no Go handler ever runs on
-// it. keeperFDs must be sorted. It returns the keeper's PID, or a
-// negative errno.
+// in which it closes every descriptor but the keeperN in keeperFDs (the
+// inotify instances and keeperPidfd, aion-exec's own pidfd, opened before
+// the clone so that no other process can ever take its place), then waits
+// on that pidfd for aion-exec to exit, and exits itself. It runs on stack,
+// touches nothing of the Go runtime and makes raw system calls only. Every
+// signal is blocked on this thread around the clone, so the keeper starts
+// with all of them blocked and no Go handler ever runs on it. keeperFDs
+// must be sorted. It returns the keeper's PID, or a negative errno.
 //
 // func keeperStart(stack uintptr) int64
 TEXT ·keeperStart(SB),NOSPLIT,$0-16
@@ -18,9 +19,6 @@ TEXT ·keeperStart(SB),NOSPLIT,$0-16
 	LEAQ	·keeperSaved(SB), DX
 	MOVQ	$8, R10
 	SYSCALL
-	MOVQ	$39, AX			// getpid: the process the keeper waits for
-	SYSCALL
-	MOVQ	AX, R12
 	MOVQ	stack+0(FP), SI
 	MOVQ	$0x111, DI		// CLONE_VM | SIGCHLD
 	XORQ	DX, DX
@@ -73,12 +71,7 @@ rest:
 	SYSCALL
 	CMPQ	AX, $0
 	JLT	gone
-	MOVQ	$434, AX		// pidfd_open(parent, 0): a kernel before 5.3 fails it
-	MOVQ	R12, DI
-	XORQ	SI, SI
-	SYSCALL
-	CMPQ	AX, $0
-	JLT	gone
+	MOVQ	·keeperPidfd(SB), AX
 	MOVL	AX, 0(SP)		// struct pollfd {fd, POLLIN, 0}
 	MOVW	$1, 4(SP)
 	MOVW	$0, 6(SP)

@@ -66,30 +66,35 @@ func TestKeeper(t *testing.T) {
 	if r, err := p.wait(); err != nil || r.code != 0 {
 		t.Fatalf("helper: %+v, %v", r, err)
 	}
-	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 5000)
-	if err != nil || n != 1 {
-		t.Fatalf("keeper %d still runs 5s after its process exited (%d, %v)", keeper, n, err)
+	if err := exitedWithin(fd, 5*time.Second); err != nil {
+		t.Fatalf("keeper %d after its process exited: %v", keeper, err)
 	}
 	// Reparented to us (a subreaper): reap it, unless our reaper did.
 	unix.Wait4(keeper, nil, unix.WNOHANG, nil)
 }
 
-// keeperOf finds the keeper among the children of pid.
+// keeperOf finds the keeper among the children of pid (each thread lists
+// the children it made).
 func keeperOf(pid int) (int, error) {
 	var keeper int
 	err := within(time.Second, func() error {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		if err != nil {
 			return err
 		}
-		for _, f := range strings.Fields(string(b)) {
+		var children []string
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+			children = append(children, strings.Fields(string(b))...)
+		}
+		for _, f := range children {
 			k, _ := strconv.Atoi(f)
 			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k)); strings.TrimSpace(string(comm)) == "aion-exec keep" {
 				keeper = k
 				return nil
 			}
 		}
-		return fmt.Errorf("no child of %d is called \"aion-exec keep\" (children %q)", pid, b)
+		return fmt.Errorf("no child of %d is called \"aion-exec keep\" (children %q)", pid, children)
 	})
 	return keeper, err
 }
