@@ -128,6 +128,21 @@ func (lr *lineReader) waitFor(t testing.TB, substr string, timeout time.Duration
 	}
 }
 
+// next returns the next line, whatever it says.
+func (lr *lineReader) next(t testing.TB, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case l, ok := <-lr.lines:
+		if !ok {
+			t.Fatalf("stream ended; got:\n%s", lr.text())
+		}
+		return l
+	case <-time.After(timeout):
+		t.Fatalf("no line within %s; got:\n%s", timeout, lr.text())
+		return ""
+	}
+}
+
 func (lr *lineReader) text() string {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()

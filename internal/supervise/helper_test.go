@@ -858,3 +858,22 @@ func within(d time.Duration, cond func() error) error {
 		}
 	}
 }
+
+// exitedWithin waits up to d for the process behind pidfd fd to exit (a
+// pidfd polls readable then), across the interruptions of the runtime's
+// own signals.
+func exitedWithin(fd int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(max(0, time.Until(deadline)).Milliseconds()))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return err
+		case n != 1:
+			return fmt.Errorf("still running after %v", d)
+		}
+		return nil
+	}
+}
