@@ -29,7 +29,7 @@ func TestStoredResults(t *testing.T) {
 // and no propagation through Vault Agent.
 func TestMarkdownVariant(t *testing.T) {
 	var r Results
-	if err := json.Unmarshal(golden.Read(t, "../../results/latest.json"), &r); err != nil {
+	if err := json.Unmarshal(golden.Read(t, "testdata/results.json"), &r); err != nil {
 		t.Fatal(err)
 	}
 	r.DefaultPolicy, r.Machine.LoadStart, r.Machine.LoadEnd = true, 0.1, 0.2

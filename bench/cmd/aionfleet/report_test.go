@@ -27,7 +27,7 @@ func TestStoredResults(t *testing.T) {
 // branches: other runs to summarise, early exits, errors, a second after
 // the recovery without requests.
 func TestMarkdownVariant(t *testing.T) {
-	r, err := readResults("../../results/fleet.json")
+	r, err := readResults("testdata/results.json")
 	if err != nil {
 		t.Fatal(err)
 	}

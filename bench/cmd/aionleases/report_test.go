@@ -35,7 +35,7 @@ func TestStoredResults(t *testing.T) {
 // lease end from Vault.
 func TestMarkdownVariant(t *testing.T) {
 	var r Result
-	if err := json.Unmarshal(golden.Read(t, "../../results/leases.json"), &r); err != nil {
+	if err := json.Unmarshal(golden.Read(t, "testdata/results.json"), &r); err != nil {
 		t.Fatal(err)
 	}
 	r.Machine.LoadStart, r.Settings.Versions = 1, nil
